@@ -1,0 +1,57 @@
+# clickstream: one Makefile for the Go workspace. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+MODULES := schemas services collector validator lakewriter compactor e2e
+GO      ?= go
+
+.PHONY: help generate check-generated build test lint fmt run demo e2e bench stack-up stack-down stack-status
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+generate: ## regenerate Go code from schemas/proto (buf, from the tools module)
+	./schemas/generate.sh
+
+check-generated: generate ## fail if the committed generated code is not what make generate writes
+	@git diff --exit-code -- schemas || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- schemas)" || { git status --porcelain -- schemas; echo "make generate left untracked files" >&2; exit 1; }
+
+build: ## build every service binary into bin/
+	@mkdir -p bin
+	$(GO) build -o bin/ ./collector/cmd/... ./validator/cmd/... ./lakewriter/cmd/... ./compactor/cmd/... ./services/cmd/...
+
+test: ## unit and in-process tests of every module, with the race detector
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+lint: ## gofmt, go vet and buf lint
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+	./schemas/lint.sh
+
+fmt: ## format all Go code
+	gofmt -w $(MODULES)
+
+run: ## the embedded default: every service in one process, in-process Kafka, lake in ./lake
+	@echo "make run: not built yet (issue: real stack and embedded make run)"; exit 1
+
+demo: ## make run plus sample events
+	@echo "make demo: not built yet (issue: real stack and embedded make run)"; exit 1
+
+e2e: ## end-to-end tests against the real stack (starts it with deploy/local)
+	@echo "make e2e: not built yet (issue: real stack and end-to-end tests)"; exit 1
+
+bench: ## the Go benchmarks of every module
+	@for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
+stack-up: ## fetch and start Kafka, HDFS, Hive Metastore and Trino on 127.0.0.1
+	@test -x deploy/local/stack.sh || { echo "make stack-up: not built yet (issue: real stack)"; exit 1; }
+	deploy/local/stack.sh up
+
+stack-down: ## stop the local stack by its saved process ids
+	@test -x deploy/local/stack.sh || { echo "make stack-down: not built yet (issue: real stack)"; exit 1; }
+	deploy/local/stack.sh down
+
+stack-status: ## one line per component of the local stack
+	@test -x deploy/local/stack.sh || { echo "make stack-status: not built yet (issue: real stack)"; exit 1; }
+	deploy/local/stack.sh status
