@@ -34,10 +34,10 @@ type Deps struct {
 
 // Spec describes one service binary for Main.
 type Spec[C any] struct {
-	Name      string            // "collector"
-	EnvPrefix string            // "COLLECTOR_"
-	Config    C                 // the defaults
-	FromEnv   func(*C) error    // extra environment handling (aliases); may be nil
+	Name      string         // "collector"
+	EnvPrefix string         // "COLLECTOR_"
+	Config    C              // the defaults
+	FromEnv   func(*C) error // extra environment handling (aliases); may be nil
 	Telemetry func(C) telemetry.Config
 	Shutdown  func(C) time.Duration // the graceful-shutdown deadline
 	Validate  func(C) error
