@@ -59,3 +59,14 @@ func regexpQuote(s string) string {
 	}
 	return b.String()
 }
+
+// ContractTopics lists every topic the pipeline needs for the given event types: each type's raw
+// and valid topic, the catch-all raw topic of unknown types, and the DLQ. Topics are created up
+// front from this list (EnsureTopics), never by producing.
+func ContractTopics(rawPattern string, eventTypes []string) []string {
+	topics := []string{RawTopic(rawPattern, UnknownType), DefaultDLQTopic}
+	for _, t := range eventTypes {
+		topics = append(topics, RawTopic(rawPattern, t), ValidTopic(t))
+	}
+	return topics
+}

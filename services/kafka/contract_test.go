@@ -36,3 +36,17 @@ func TestTopicNames(t *testing.T) {
 		t.Error("valid regex matches a non-valid topic")
 	}
 }
+
+func TestContractTopics(t *testing.T) {
+	t.Parallel()
+	got := ContractTopics(DefaultRawTopicPattern, []string{"click"})
+	want := []string{"clickstream-unknown-log", "clickstream-dlq", "clickstream-click-log", "clickstream-click-valid"}
+	if len(got) != len(want) {
+		t.Fatalf("ContractTopics = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("ContractTopics = %v, want %v", got, want)
+		}
+	}
+}
