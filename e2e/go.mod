@@ -22,6 +22,7 @@ require (
 )
 
 require (
+	github.com/trinodb/trino-go-client v1.1.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
