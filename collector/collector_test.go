@@ -1,0 +1,184 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pb "github.com/clickstream/clickstream/schemas/gen/raystack/raccoon/v1beta1"
+	"github.com/clickstream/clickstream/services/kafka"
+)
+
+// sender sends one batch over one transport and returns the ack.
+type sender func(t *testing.T, h *harness, id, group string, req *pb.SendEventRequest) raccoonAck
+
+func wsSender(asJSON bool) sender {
+	return func(t *testing.T, h *harness, id, group string, req *pb.SendEventRequest) raccoonAck {
+		conn := dial(t, h.wsURL(), id, group)
+		sendWS(t, conn, req, asJSON)
+		kind := websocket.BinaryMessage
+		if asJSON {
+			kind = websocket.TextMessage
+		}
+		return readAck(t, conn, kind)
+	}
+}
+
+func wsRawSender(kind int, body func(*pb.SendEventRequest) []byte) sender {
+	return func(t *testing.T, h *harness, id, group string, req *pb.SendEventRequest) raccoonAck {
+		conn := dial(t, h.wsURL(), id, group)
+		if err := conn.WriteMessage(kind, body(req)); err != nil {
+			t.Fatal(err)
+		}
+		return readAck(t, conn, kind)
+	}
+}
+
+func httpSender(ctype string, body func(*pb.SendEventRequest) []byte) sender {
+	return func(t *testing.T, h *harness, id, group string, req *pb.SendEventRequest) raccoonAck {
+		status, ack := postHTTPGroup(t, h.httpURL(), ctype, id, group, body(req))
+		if status != 200 {
+			t.Fatalf("HTTP %d: %+v", status, ack)
+		}
+		return ack
+	}
+}
+
+func grpcSender(t *testing.T, h *harness, id, group string, req *pb.SendEventRequest) raccoonAck {
+	conn, err := grpc.NewClient(h.c.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-user-id", id, "x-user-group", group)
+	resp, err := pb.NewEventServiceClient(conn).SendEvent(ctx, req)
+	if err != nil {
+		t.Fatalf("SendEvent: %v", err)
+	}
+	return ackOf(resp)
+}
+
+func protoBody(req *pb.SendEventRequest) []byte     { return mustMarshal(req) }
+func snakeBody(req *pb.SendEventRequest) []byte     { return raccoonJSON(req, false) }
+func intArrayBody(req *pb.SendEventRequest) []byte  { return raccoonJSON(req, true) }
+func canonicalBody(req *pb.SendEventRequest) []byte { return mustProtoJSON(req) }
+
+func mustProtoJSON(req *pb.SendEventRequest) []byte {
+	b, err := protojson.Marshal(req)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestIngestEveryTransport sends a batch with two registry types and one unknown-but-legal type
+// over every transport and wire form, and checks the ack and the exact records in Kafka.
+func TestIngestEveryTransport(t *testing.T) {
+	h := start(t, nil)
+	tests := []struct {
+		name string
+		send sender
+	}{
+		{"websocket proto", wsSender(false)},
+		{"websocket json snake_case base64", wsSender(true)},
+		{"websocket json byte arrays", wsRawSender(websocket.TextMessage, intArrayBody)},
+		{"websocket json canonical", wsRawSender(websocket.TextMessage, canonicalBody)},
+		{"http proto", httpSender("application/proto", protoBody)},
+		{"http x-protobuf", httpSender("application/x-protobuf", protoBody)},
+		{"http json snake_case", httpSender("application/json", snakeBody)},
+		{"http json canonical with charset", httpSender("application/json; charset=utf-8", canonicalBody)},
+		{"grpc", grpcSender},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			guid := "guid-" + strconv.Itoa(i)
+			id, group := "user-"+strconv.Itoa(i), "group-"+strconv.Itoa(i%2)
+			req := batch(guid, "page_view", "click", "checkout_started")
+			before := time.Now()
+			ack := tt.send(t, h, id, group, req)
+			after := time.Now()
+			wantAck(t, ack, guid, pb.Code_CODE_OK, "")
+			checkRecords(t, h.recordsFor(guid, 3), req, id, group, before, after)
+		})
+	}
+}
+
+// checkRecords checks every record of req: topic, key, value, headers and timestamp.
+func checkRecords(t *testing.T, recs []*kgo.Record, req *pb.SendEventRequest, id, group string, before, after time.Time) {
+	t.Helper()
+	byIndex := map[string]*kgo.Record{}
+	for _, r := range recs {
+		byIndex[header(r, kafka.HeaderEventIndex)] = r
+	}
+	for i, e := range req.GetEvents() {
+		r := byIndex[strconv.Itoa(i)]
+		if r == nil {
+			t.Fatalf("no record with event_index %d", i)
+		}
+		topicType := e.GetType()
+		if !isSampleType(topicType) {
+			topicType = kafka.UnknownType
+		}
+		if want := kafka.RawTopic(kafka.DefaultRawTopicPattern, topicType); r.Topic != want {
+			t.Errorf("event %d: topic %q, want %q", i, r.Topic, want)
+		}
+		if string(r.Key) != id {
+			t.Errorf("event %d: key %q, want %q", i, r.Key, id)
+		}
+		if !bytes.Equal(r.Value, e.GetEventBytes()) {
+			t.Errorf("event %d: value differs from event_bytes", i)
+		}
+		if r.Timestamp.Before(before.Truncate(time.Millisecond)) || r.Timestamp.After(after) {
+			t.Errorf("event %d: timestamp %s not within the send (%s .. %s)", i, r.Timestamp, before, after)
+		}
+		want := []kgo.RecordHeader{
+			{Key: kafka.HeaderReqGUID, Value: []byte(req.GetReqGuid())},
+			{Key: kafka.HeaderEventIndex, Value: []byte(strconv.Itoa(i))},
+			{Key: kafka.HeaderConnID, Value: []byte(id)},
+			{Key: kafka.HeaderConnGroup, Value: []byte(group)},
+			{Key: kafka.HeaderSentTime, Value: []byte(sentAt.Format(time.RFC3339Nano))},
+			{Key: kafka.HeaderReceivedAt, Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
+			{Key: kafka.HeaderEventType, Value: []byte(e.GetType())},
+		}
+		if len(r.Headers) != len(want) {
+			t.Fatalf("event %d: %d headers, want %d: %v", i, len(r.Headers), len(want), r.Headers)
+		}
+		for j, w := range want {
+			if r.Headers[j].Key != w.Key || !bytes.Equal(r.Headers[j].Value, w.Value) {
+				t.Errorf("event %d: header %d = %s=%q, want %s=%q", i, j, r.Headers[j].Key, r.Headers[j].Value, w.Key, w.Value)
+			}
+		}
+	}
+}
+
+func TestPing(t *testing.T) {
+	h := start(t, nil)
+	status, body := get(t, "http://"+h.c.HTTPAddr()+"/ping")
+	if status != 200 || body != "pong" {
+		t.Fatalf("GET /ping = %d %q", status, body)
+	}
+}
+
+func TestGRPCWithoutConnectionID(t *testing.T) {
+	h := start(t, nil)
+	conn, err := grpc.NewClient(h.c.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = pb.NewEventServiceClient(conn).SendEvent(context.Background(), batch("g", "click"))
+	if status.Code(err) != codes.InvalidArgument || !bytes.Contains([]byte(err.Error()), []byte("connection id header missing")) {
+		t.Fatalf("SendEvent without id: %v", err)
+	}
+}
