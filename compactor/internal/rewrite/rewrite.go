@@ -1,0 +1,352 @@
+// Package rewrite is the compactor's data path: it reads a partition's Parquet files with Apache
+// Arrow, drops duplicate rows, sorts the rest and writes them as large Parquet files with the
+// same schema. It knows nothing of file systems or metastores: inputs are opened and outputs
+// created through functions the caller gives it.
+//
+// Memory stays bounded by Options.SortBufferBytes plus one buffered row group: input is read
+// batch by batch, each run of SortBufferBytes is sorted in memory, and when a partition needs
+// more than one run the sorted runs are spilled to local disk (Arrow IPC, LZ4) and merged. Only
+// the deduplication key set (16 bytes and map overhead per distinct row) grows with the
+// partition.
+package rewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/util"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
+)
+
+// File is an input file opened for random access.
+type File interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// Input is one Parquet file of the partition. Inputs are read in the order given; where rows
+// are duplicates, the first one read is kept.
+type Input struct {
+	Name string
+	Open func() (File, error)
+}
+
+// Options shape the output.
+type Options struct {
+	// SortKeys are the columns to sort by, in order; names may reach into structs
+	// ("context.device.model"). Those a table does not have are skipped.
+	SortKeys []string
+	// SortFallback is used when the table has none of SortKeys.
+	SortFallback []string
+	// IDColumn is the event's own unique id column (a string), "" when the schema has none.
+	IDColumn string
+	// DedupFallback identify a row that has no id: the request guid and the event's index in it.
+	DedupFallback []string
+	// TargetFileBytes is the size each output file aims for (compressed, estimated from the
+	// input's bytes per row). The rows are spread evenly over as many files as that takes.
+	TargetFileBytes int64
+	// RowGroupBytes closes a row group once its compressed size reaches it.
+	RowGroupBytes int64
+	// SortBufferBytes is the Arrow memory one sorted run may take; larger partitions spill
+	// sorted runs to SpillDir and merge them.
+	SortBufferBytes int64
+	// BatchRows is the number of rows per Arrow batch when reading and writing.
+	BatchRows int
+	// SpillDir holds the sorted runs of partitions larger than SortBufferBytes ("" = os.TempDir).
+	SpillDir string
+	// ZstdLevel is the zstd compression level of the output (0 = the codec's default).
+	ZstdLevel int
+	// CreatedBy is written as the files' created_by.
+	CreatedBy string
+	// Metadata is added to every output file's key-value metadata.
+	Metadata map[string]string
+	// Allocator allocates Arrow memory (nil = Go's heap).
+	Allocator memory.Allocator
+}
+
+// OutputFile describes one written file.
+type OutputFile struct {
+	Rows      int64
+	Bytes     int64
+	RowGroups int
+}
+
+// Result says what a rewrite did.
+type Result struct {
+	FilesIn    int
+	BytesIn    int64
+	RowsIn     int64
+	RowsOut    int64
+	Duplicates int64
+	Files      []OutputFile
+	SortKeys   []string // the columns actually sorted by
+	DedupKeys  []string // the columns rows were identified by
+	Runs       int      // sorted runs; more than one means the partition was spilled and merged
+}
+
+// BytesOut is the size of all output files.
+func (r Result) BytesOut() int64 {
+	var n int64
+	for _, f := range r.Files {
+		n += f.Bytes
+	}
+	return n
+}
+
+// Rewrite reads inputs, drops duplicates, sorts and writes the rows to files made by create,
+// numbered from 0. On error, files already created are the caller's to remove.
+func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCloser, error), opt Options) (res Result, err error) {
+	if opt.Allocator == nil {
+		opt.Allocator = memory.DefaultAllocator
+	}
+	if opt.BatchRows <= 0 {
+		opt.BatchRows = 16 * 1024
+	}
+	if opt.TargetFileBytes <= 0 || opt.RowGroupBytes <= 0 || opt.SortBufferBytes <= 0 {
+		return res, errors.New("rewrite: target file, row group and sort buffer sizes must be positive")
+	}
+	files, err := openAll(inputs)
+	defer func() {
+		for _, f := range files {
+			if f.f != nil {
+				f.f.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return res, err
+	}
+	res.FilesIn = len(files)
+	var schemas []*arrow.Schema
+	for _, f := range files {
+		res.BytesIn += f.f.Size()
+		schemas = append(schemas, f.arrow)
+	}
+	if len(files) == 0 {
+		return res, nil
+	}
+	target, err := unify(schemas)
+	if err != nil {
+		return res, err
+	}
+	root := files[0].pq.MetaData().Schema.Root()
+	props := writerProps(opt, root)
+	arrowProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(opt.Allocator))
+	outSchema, err := pqarrow.ToParquet(target, props, arrowProps)
+	if err != nil {
+		return res, fmt.Errorf("%w: %v", ErrSchema, err)
+	}
+	for _, f := range files {
+		if err := checkParquetSchema(f.name, f.pq.MetaData().Schema, outSchema); err != nil {
+			return res, err
+		}
+	}
+	keys, err := resolveKeys(target, opt)
+	if err != nil {
+		return res, err
+	}
+	res.SortKeys, res.DedupKeys = keys.names()
+	props = withSortingColumns(props, opt, keys.sort, outSchema)
+
+	s := &sorter{ctx: ctx, mem: opt.Allocator, schema: target, keys: keys, opt: opt, seen: map[[2]uint64]struct{}{}, hash: newHasher()}
+	defer s.close()
+	for _, f := range files {
+		if err := s.readFile(f); err != nil {
+			return res, err
+		}
+	}
+	res.RowsIn, res.RowsOut = s.rowsIn, s.rowsOut
+	res.Duplicates = s.rowsIn - s.rowsOut
+	if s.rowsOut == 0 {
+		return res, nil
+	}
+
+	w := &output{
+		ctx: ctx, create: create, schema: target, props: props, arrowProps: arrowProps,
+		rowGroupBytes: opt.RowGroupBytes, metadata: opt.Metadata,
+		rowsPerFile:  rowsPerFile(res.BytesIn, s.rowsIn, s.rowsOut, opt.TargetFileBytes),
+		rowGroupRows: max(1, int64(float64(opt.RowGroupBytes)*float64(s.rowsIn)/float64(max(res.BytesIn, 1)))),
+	}
+	defer w.abort()
+	if len(s.spilled) == 0 {
+		res.Runs = 1
+		err = s.cur.emit(ctx, s.mem, target, opt.BatchRows, w.write)
+	} else if err = s.spill(); err == nil {
+		res.Runs = len(s.spilled)
+		err = s.merge(w.write)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := w.finish(); err != nil {
+		return res, err
+	}
+	res.Files = w.files
+	return res, nil
+}
+
+// rowsPerFile spreads rowsOut evenly over as many files as the target size needs, estimating the
+// output's bytes per row from the input's.
+func rowsPerFile(bytesIn, rowsIn, rowsOut, target int64) int64 {
+	est := float64(bytesIn) * float64(rowsOut) / float64(max(rowsIn, 1))
+	n := int64(math.Ceil(est / float64(target)))
+	if n < 1 {
+		n = 1
+	}
+	return (rowsOut + n - 1) / n
+}
+
+type inputFile struct {
+	name  string
+	f     File
+	pq    *file.Reader
+	arrow *arrow.Schema
+}
+
+func openAll(inputs []Input) ([]inputFile, error) {
+	var files []inputFile
+	for _, in := range inputs {
+		f, err := in.Open()
+		if err != nil {
+			return files, fmt.Errorf("open %s: %w", in.Name, err)
+		}
+		props := parquet.NewReaderProperties(nil)
+		props.BufferedStreamEnabled = true
+		props.BufferSize = 1 << 20
+		pq, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()), file.WithReadProps(props))
+		if err != nil {
+			f.Close()
+			return files, fmt.Errorf("read %s: %w", in.Name, err)
+		}
+		fr, err := pqarrow.NewFileReader(pq, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+		if err != nil {
+			f.Close()
+			return files, fmt.Errorf("read %s: %w", in.Name, err)
+		}
+		sc, err := fr.Schema()
+		if err != nil {
+			f.Close()
+			return files, fmt.Errorf("%w: %s: %v", ErrSchema, in.Name, err)
+		}
+		files = append(files, inputFile{name: in.Name, f: f, pq: pq, arrow: sc})
+	}
+	return files, nil
+}
+
+func writerProps(opt Options, root *pqschema.GroupNode, extra ...parquet.WriterProperty) *parquet.WriterProperties {
+	p := []parquet.WriterProperty{
+		parquet.WithAllocator(opt.Allocator),
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithDictionaryDefault(true),
+		parquet.WithDataPageSize(1 << 20),
+		parquet.WithMaxRowGroupLength(math.MaxInt32),
+		parquet.WithStats(true),
+		parquet.WithPageIndexEnabled(true),
+		parquet.WithRootName(root.Name()),
+		parquet.WithRootRepetition(root.RepetitionType()),
+	}
+	if opt.ZstdLevel != 0 {
+		p = append(p, parquet.WithCompressionLevel(opt.ZstdLevel))
+	}
+	if opt.CreatedBy != "" {
+		p = append(p, parquet.WithCreatedBy(opt.CreatedBy))
+	}
+	return parquet.NewWriterProperties(append(p, extra...)...)
+}
+
+// withSortingColumns records the sort order in each row group's metadata (sorting_columns), for
+// the keys that are primitive columns.
+func withSortingColumns(props *parquet.WriterProperties, opt Options, sortKeys []columnPath, ps *pqschema.Schema) *parquet.WriterProperties {
+	var cols []parquet.SortingColumn
+	for _, k := range sortKeys {
+		idx := ps.ColumnIndexByName(k.name)
+		if idx < 0 {
+			break // a struct or list column: the order beyond it cannot be stated
+		}
+		cols = append(cols, parquet.SortingColumn{ColumnIdx: int32(idx)})
+	}
+	if len(cols) == 0 {
+		return props
+	}
+	return writerProps(opt, ps.Root(), parquet.WithSortingColumns(cols))
+}
+
+// keys are the resolved sort and deduplication columns of a table.
+type keys struct {
+	sort  []columnPath
+	dedup dedupKey
+}
+
+func (k keys) encoder() keyEncoder { return keyEncoder{sort: k.sort, dedup: k.dedup} }
+
+func (k keys) names() (sortNames, dedupNames []string) {
+	for _, p := range k.sort {
+		sortNames = append(sortNames, p.name)
+	}
+	if k.dedup.id != nil {
+		dedupNames = append(dedupNames, k.dedup.id.name)
+	}
+	for _, p := range k.dedup.fallback {
+		dedupNames = append(dedupNames, p.name)
+	}
+	return sortNames, dedupNames
+}
+
+func resolveKeys(s *arrow.Schema, opt Options) (keys, error) {
+	var k keys
+	pick := func(names []string) error {
+		for _, n := range names {
+			p, ok := resolvePath(s, n)
+			if !ok {
+				continue
+			}
+			if !keyable(p.typ) {
+				return fmt.Errorf("sort key %s: type %s cannot be sorted by", n, p.typ)
+			}
+			k.sort = append(k.sort, p)
+		}
+		return nil
+	}
+	if err := pick(opt.SortKeys); err != nil {
+		return k, err
+	}
+	if len(k.sort) == 0 {
+		if err := pick(opt.SortFallback); err != nil {
+			return k, err
+		}
+	}
+	if opt.IDColumn != "" {
+		if p, ok := resolvePath(s, opt.IDColumn); ok && len(p.indices) == 1 {
+			if p.typ.ID() != arrow.STRING {
+				return k, fmt.Errorf("id column %s: type %s, want a string", opt.IDColumn, p.typ)
+			}
+			k.dedup.id = &p
+		}
+	}
+	for _, n := range opt.DedupFallback {
+		p, ok := resolvePath(s, n)
+		if !ok {
+			continue
+		}
+		if !keyable(p.typ) {
+			return k, fmt.Errorf("deduplication column %s: type %s cannot be a key", n, p.typ)
+		}
+		k.dedup.fallback = append(k.dedup.fallback, p)
+	}
+	if k.dedup.id == nil && len(k.dedup.fallback) == 0 {
+		return k, fmt.Errorf("no deduplication key: the table has neither the id column %q nor any of %v", opt.IDColumn, opt.DedupFallback)
+	}
+	return k, nil
+}
+
+func recordBytes(rec arrow.RecordBatch) int64 { return util.TotalRecordSize(rec) }
