@@ -229,7 +229,7 @@ func (c *Collector) producerOpts() []kgo.Opt {
 		// The in-flight budget binds first; these only keep Produce from ever blocking.
 		kgo.MaxBufferedRecords(int(c.cfg.MaxInflightBytes/recordOverhead) + c.cfg.MaxBatchEvents),
 		kgo.MaxBufferedBytes(int(2 * c.cfg.MaxInflightBytes)),
-		kgo.RecordDeliveryTimeout(c.cfg.AckTimeout),
+		kgo.RecordDeliveryTimeout(max(c.cfg.AckTimeout, time.Second)), // franz-go's minimum is 1s
 	}
 }
 

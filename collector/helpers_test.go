@@ -82,6 +82,7 @@ func start(t *testing.T, mutate func(*Config), before ...func(*Collector)) *harn
 	select {
 	case <-h.c.Ready():
 	case err := <-h.done:
+		h.done = nil
 		t.Fatalf("collector stopped before it was ready: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("collector not ready after 30s")
