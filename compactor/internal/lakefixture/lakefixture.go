@@ -1,17 +1,21 @@
 // Package lakefixture writes lake Parquet files the way the lakewriter does, for the compactor's
 // tests and benchmarks: a table schema derived from an event's protobuf message by the lake
 // contract's type mapping (nested messages as optional groups, repeated fields as LISTs, maps as
-// MAPs, enums as strings, Timestamps as TIMESTAMP(MICROS, UTC), fields with presence optional),
-// then the system columns, written with parquet-go and zstd.
+// MAPs, enums as strings, Timestamps as TIMESTAMP(MICROS, UTC), unsigned integers widened,
+// fields with presence optional, fields in message order), then the system columns, written with
+// parquet-go and zstd. It mirrors the shape of lakewriter/testdata/schema/*.golden.
 package lakefixture
 
 import (
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/encoding"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -26,24 +30,50 @@ type System struct {
 	KafkaOffset    int64
 }
 
-// Schema is the lake table schema of md.
+// Schema is the lake table schema of md, fields in message order, then the system columns.
 func Schema(md protoreflect.MessageDescriptor) *parquet.Schema {
 	g := group(md)
-	g["_received_at"] = parquet.Timestamp(parquet.Microsecond)
-	g["_req_guid"] = parquet.String()
-	g["_event_index"] = parquet.Int(32)
-	g["_conn_group"] = parquet.String()
-	g["_kafka_partition"] = parquet.Int(32)
-	g["_kafka_offset"] = parquet.Int(64)
+	g = append(g,
+		field{"_received_at", parquet.Timestamp(parquet.Microsecond)},
+		field{"_req_guid", parquet.String()},
+		field{"_event_index", parquet.Optional(parquet.Int(32))},
+		field{"_conn_group", parquet.String()},
+		field{"_kafka_partition", parquet.Int(32)},
+		field{"_kafka_offset", parquet.Int(64)},
+	)
 	return parquet.NewSchema(string(md.Name()), g)
 }
 
-func group(md protoreflect.MessageDescriptor) parquet.Group {
-	g := parquet.Group{}
+// ordered is a Parquet group that keeps its fields in the order given (parquet.Group sorts
+// them by name; the lakewriter keeps the message's order).
+type ordered []parquet.Field
+
+type field struct {
+	name string
+	parquet.Node
+}
+
+func (f field) Name() string                      { return f.name }
+func (f field) Value(reflect.Value) reflect.Value { return reflect.Value{} }
+
+func (g ordered) ID() int                     { return 0 }
+func (g ordered) String() string              { return parquet.NewSchema("group", g).String() }
+func (g ordered) Type() parquet.Type          { return parquet.Group{}.Type() }
+func (g ordered) Optional() bool              { return false }
+func (g ordered) Repeated() bool              { return false }
+func (g ordered) Required() bool              { return true }
+func (g ordered) Leaf() bool                  { return false }
+func (g ordered) Fields() []parquet.Field     { return g }
+func (g ordered) Encoding() encoding.Encoding { return nil }
+func (g ordered) Compression() compress.Codec { return nil }
+func (g ordered) GoType() reflect.Type        { return reflect.TypeFor[map[string]any]() }
+
+func group(md protoreflect.MessageDescriptor) ordered {
+	var g ordered
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		g[string(fd.Name())] = fieldNode(fd)
+		g = append(g, field{string(fd.Name()), fieldNode(fd)})
 	}
 	return g
 }
@@ -51,7 +81,7 @@ func group(md protoreflect.MessageDescriptor) parquet.Group {
 func fieldNode(fd protoreflect.FieldDescriptor) parquet.Node {
 	switch {
 	case fd.IsMap():
-		return parquet.Map(leaf(fd.MapKey()), parquet.Optional(valueNode(fd.MapValue())))
+		return parquet.Map(leaf(fd.MapKey()), valueNode(fd.MapValue()))
 	case fd.IsList():
 		return parquet.List(valueNode(fd))
 	case fd.Kind() == protoreflect.MessageKind || fd.HasPresence():
@@ -76,12 +106,10 @@ func leaf(fd protoreflect.FieldDescriptor) parquet.Node {
 		return parquet.Leaf(parquet.BooleanType)
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
 		return parquet.Int(32)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return parquet.Int(64)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return parquet.Uint(32)
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind, protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return parquet.Int(64) // Hive has no unsigned types
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return parquet.Uint(64)
+		return parquet.Decimal(0, 20, parquet.FixedLenByteArrayType(9))
 	case protoreflect.FloatKind:
 		return parquet.Leaf(parquet.FloatType)
 	case protoreflect.DoubleKind:
@@ -109,12 +137,12 @@ func message(m protoreflect.Message) map[string]any {
 	fields := m.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		out[string(fd.Name())] = field(m, fd)
+		out[string(fd.Name())] = fieldValue(m, fd)
 	}
 	return out
 }
 
-func field(m protoreflect.Message, fd protoreflect.FieldDescriptor) any {
+func fieldValue(m protoreflect.Message, fd protoreflect.FieldDescriptor) any {
 	switch {
 	case fd.IsMap():
 		out := map[string]string{}
@@ -153,7 +181,7 @@ func value(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
 		return int32(v.Int())
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return uint32(v.Uint())
+		return int64(v.Uint())
 	case protoreflect.FloatKind:
 		return float32(v.Float())
 	}
