@@ -205,15 +205,18 @@ func raccoonJSON(req *pb.SendEventRequest, ints bool) []byte {
 		EventBytes any    `json:"event_bytes"`
 		Type       string `json:"type"`
 	}
+	type timestamp struct {
+		Seconds int64 `json:"seconds"`
+		Nanos   int32 `json:"nanos"`
+	}
 	body := struct {
-		ReqGUID  string `json:"req_guid"`
-		SentTime struct {
-			Seconds int64 `json:"seconds"`
-			Nanos   int32 `json:"nanos"`
-		} `json:"sent_time"`
-		Events []event `json:"events"`
+		ReqGUID  string     `json:"req_guid"`
+		SentTime *timestamp `json:"sent_time,omitempty"`
+		Events   []event    `json:"events"`
 	}{ReqGUID: req.GetReqGuid()}
-	body.SentTime.Seconds, body.SentTime.Nanos = req.GetSentTime().GetSeconds(), req.GetSentTime().GetNanos()
+	if ts := req.GetSentTime(); ts != nil {
+		body.SentTime = &timestamp{Seconds: ts.GetSeconds(), Nanos: ts.GetNanos()}
+	}
 	for _, e := range req.GetEvents() {
 		var b any = e.GetEventBytes() // base64 by encoding/json
 		if ints {
