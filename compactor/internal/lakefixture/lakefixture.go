@@ -7,10 +7,22 @@
 package lakefixture
 
 import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -195,4 +207,79 @@ func Write(w io.Writer, schema *parquet.Schema, rows []map[string]any, rowGroupR
 		return err
 	}
 	return pw.Close()
+}
+
+// ReadRows reads every row of a Parquet file with Arrow, each as the JSON object Arrow renders
+// for it (timestamps as strings), so that rows of different files compare as values.
+func ReadRows(r io.ReaderAt, size int64) ([]map[string]any, error) {
+	pr, err := file.NewParquetReader(io.NewSectionReader(r, 0, size))
+	if err != nil {
+		return nil, err
+	}
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 1000}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rr.Release()
+	var out []map[string]any
+	for rr.Next() {
+		var buf bytes.Buffer
+		if err := array.RecordToJSON(rr.RecordBatch(), &buf); err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(&buf)
+		for dec.More() {
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Distinct is what compaction must make of rows read in order: the first row of each event_id,
+// sorted by user_id, event_time and event_id.
+func Distinct(rows []map[string]any) []map[string]any {
+	seen := map[string]bool{}
+	var out []map[string]any
+	for _, r := range rows {
+		id, _ := r["event_id"].(string)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, r)
+	}
+	str := func(r map[string]any, k string) string { s, _ := r[k].(string); return s }
+	slices.SortStableFunc(out, func(a, b map[string]any) int {
+		return cmp.Or(
+			strings.Compare(str(a, "user_id"), str(b, "user_id")),
+			strings.Compare(str(a, "event_time"), str(b, "event_time")),
+			strings.Compare(str(a, "event_id"), str(b, "event_id")))
+	})
+	return out
+}
+
+// Diff describes the first difference between two row lists, or returns "".
+func Diff(want, got []map[string]any) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		w, _ := json.Marshal(want[i])
+		g, _ := json.Marshal(got[i])
+		if !bytes.Equal(w, g) {
+			return fmt.Sprintf("row %d:\n got %s\nwant %s", i, g, w)
+		}
+	}
+	return ""
 }

@@ -2,10 +2,7 @@ package rewrite
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/clickstream/clickstream/compactor/internal/lakefixture"
@@ -102,67 +96,26 @@ func partition(t testing.TB, dir, typ string, files, perFile, dups int) ([]strin
 // jsonRows reads every row of a Parquet file as one JSON object per row.
 func jsonRows(t testing.TB, name string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(name)
+	f, err := openOS(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pr, err := file.NewParquetReader(f)
+	rows, err := lakefixture.ReadRows(f, f.Size())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 1000}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rr.Release()
-	var out []map[string]any
-	for rr.Next() {
-		var buf bytes.Buffer
-		if err := array.RecordToJSON(rr.RecordBatch(), &buf); err != nil {
-			t.Fatal(err)
-		}
-		dec := json.NewDecoder(&buf)
-		for dec.More() {
-			var m map[string]any
-			if err := dec.Decode(&m); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m)
-		}
-	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		t.Fatal(err)
-	}
-	return out
+	return rows
 }
 
 // expected is what compaction must produce from files: the first row of each event id, sorted
 // by user_id, event_time, event_id.
 func expected(t testing.TB, files []string) []map[string]any {
-	seen := map[string]bool{}
 	var rows []map[string]any
 	for _, f := range files {
-		for _, r := range jsonRows(t, f) {
-			id := r["event_id"].(string)
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			rows = append(rows, r)
-		}
+		rows = append(rows, jsonRows(t, f)...)
 	}
-	slices.SortStableFunc(rows, func(a, b map[string]any) int {
-		return cmp.Or(
-			strings.Compare(a["user_id"].(string), b["user_id"].(string)),
-			strings.Compare(a["event_time"].(string), b["event_time"].(string)),
-			strings.Compare(a["event_id"].(string), b["event_id"].(string)))
-	})
-	return rows
+	return lakefixture.Distinct(rows)
 }
 
 func parquetSchema(t testing.TB, name string) string {
@@ -241,15 +194,8 @@ func TestRewriteDedupsSortsAndKeepsTheSchema(t *testing.T) {
 
 func diffRows(t testing.TB, want, got []map[string]any) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d rows, want %d", len(got), len(want))
-	}
-	for i := range want {
-		w, _ := json.Marshal(want[i])
-		g, _ := json.Marshal(got[i])
-		if !bytes.Equal(w, g) {
-			t.Fatalf("row %d:\n got %s\nwant %s", i, g, w)
-		}
+	if d := lakefixture.Diff(want, got); d != "" {
+		t.Fatal(d)
 	}
 }
 
