@@ -27,7 +27,7 @@ import (
 
 // harness is one collector, run by its own Run on 127.0.0.1:0, against an in-process kfake.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	c       *Collector
 	cluster *kfake.Cluster
 	reg     *prometheus.Registry
@@ -56,13 +56,26 @@ func testConfig(brokers []string) Config {
 }
 
 // start runs a collector; mutate adjusts the config, before (if given) the collector before Run.
-func start(t *testing.T, mutate func(*Config), before ...func(*Collector)) *harness {
+func start(t testing.TB, mutate func(*Config), before ...func(*Collector)) *harness {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	return startOn(t, newCluster(t), mutate, before...)
+}
+
+// newCluster starts a one-broker kfake cluster, closed at cleanup.
+func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
+	return cluster
+}
+
+// startOn runs a collector against cluster.
+func startOn(t testing.TB, cluster *kfake.Cluster, mutate func(*Config), before ...func(*Collector)) *harness {
+	t.Helper()
+	var err error
 	cfg := testConfig(cluster.ListenAddrs())
 	if mutate != nil {
 		mutate(&cfg)

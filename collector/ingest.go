@@ -97,7 +97,9 @@ func (c *Collector) check(req *pb.SendEventRequest) (outcome, bool) {
 		return badRequest(reasonTooMany, "batch has %d events, more than the limit of %d", len(events), c.cfg.MaxBatchEvents), false
 	}
 	for i, e := range events {
-		if err := registry.ValidTypeName(e.GetType()); err != nil {
+		if _, known := c.types[e.GetType()]; known {
+			// registry types are legal names; skip the regular expression
+		} else if err := registry.ValidTypeName(e.GetType()); err != nil {
 			t := e.GetType()
 			if len(t) > 80 {
 				t = t[:80] + "…"
@@ -114,17 +116,13 @@ func (c *Collector) check(req *pb.SendEventRequest) (outcome, bool) {
 // numHeaders is how many headers every record carries (the Kafka contract).
 const numHeaders = 7
 
-// submit checks req, hands its events to Kafka and calls done exactly once with the outcome:
+// submit hands the events of req (which passed check) to Kafka and calls done exactly once with the outcome:
 // OK only once Kafka has acknowledged every event of the batch (or as soon as they are
 // buffered, in fire-and-forget mode), else an error with its reason. While the in-flight budget
 // is full, submit blocks the caller for at most InflightWait (or until stop closes): that is
 // the backpressure on a WebSocket reader or an HTTP/gRPC handler. done may run on a franz-go
 // goroutine and must not block.
 func (c *Collector) submit(stop <-chan struct{}, id identity, req *pb.SendEventRequest, received time.Time, done func(outcome)) {
-	if o, good := c.check(req); !good {
-		done(o)
-		return
-	}
 	events := req.GetEvents()
 	if len(events) == 0 {
 		done(ok)

@@ -284,47 +284,76 @@ func (d *jsonReader) events() ([]*pb.Event, error) {
 	return events, nil
 }
 
-// bytes reads base64 (standard or URL-safe, padding optional) or an array of byte values.
+// bytes reads base64 (standard or URL-safe, padding optional) or an array of byte values. The
+// value is read whole and arrays are scanned by hand: a token per byte would cost an allocation
+// per byte (the JS client sends arrays).
 func (d *jsonReader) bytes(what string) ([]byte, error) {
-	t, err := d.token()
-	if err != nil {
-		return nil, err
+	var raw json.RawMessage
+	if err := d.dec.Decode(&raw); err != nil {
+		return nil, badf("invalid JSON: %v", err)
 	}
-	switch v := t.(type) {
-	case nil:
+	switch raw[0] {
+	case 'n':
 		return nil, nil
-	case string:
-		b, err := decodeBase64(v)
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, badf("%s: %v", what, err)
+		}
+		b, err := decodeBase64(s)
 		if err != nil {
 			return nil, badf("%s: not base64", what)
 		}
 		return b, nil
-	case json.Delim:
-		if v != '[' {
-			return nil, badf("%s: want base64 or an array of bytes, got an object", what)
-		}
-		var out []byte
-		for i := 0; d.dec.More(); i++ {
-			t, err := d.token()
-			if err != nil {
-				return nil, err
-			}
-			num, ok := t.(json.Number)
-			if !ok {
-				return nil, badf("%s[%d]: want a byte value 0-255, got %s", what, i, describe(t))
-			}
-			n, err := strconv.ParseUint(string(num), 10, 8)
-			if err != nil {
-				return nil, badf("%s[%d]: %s is not a byte value 0-255", what, i, num)
-			}
-			out = append(out, byte(n))
-		}
-		if _, err := d.token(); err != nil {
-			return nil, err
-		}
-		return out, nil
+	case '[':
+		return byteArray(what, raw)
 	}
-	return nil, badf("%s: want base64 or an array of bytes, got %s", what, describe(t))
+	return nil, badf("%s: want base64 or an array of bytes, got %s", what, describeRaw(raw))
+}
+
+// byteArray parses a syntactically valid JSON array whose elements must be integers 0-255.
+func byteArray(what string, raw []byte) ([]byte, error) {
+	out := make([]byte, 0, len(raw)/3)
+	i := 1 // after '['
+	for n := 0; ; n++ {
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r' || raw[i] == ',') {
+			i++
+		}
+		if raw[i] == ']' {
+			return out, nil
+		}
+		j := i
+		for j < len(raw) && !(raw[j] == ',' || raw[j] == ']' || raw[j] == ' ' || raw[j] == '\t' || raw[j] == '\n' || raw[j] == '\r') {
+			j++
+		}
+		tok := raw[i:j]
+		if tok[0] == '-' || tok[0] >= '0' && tok[0] <= '9' {
+			v, err := strconv.ParseUint(string(tok), 10, 8)
+			if err != nil {
+				return nil, badf("%s[%d]: %s is not a byte value 0-255", what, n, tok)
+			}
+			out = append(out, byte(v))
+			i = j
+			continue
+		}
+		return nil, badf("%s[%d]: want a byte value 0-255, got %s", what, n, describeRaw(raw[i:]))
+	}
+}
+
+func describeRaw(raw []byte) string {
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }
 
 func decodeBase64(s string) ([]byte, error) {
