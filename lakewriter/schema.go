@@ -11,7 +11,10 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/clickstream/clickstream/services/lake"
 )
@@ -46,9 +49,10 @@ type Schema struct {
 	// Parquet is the Parquet schema of the table's files (columns in the same order).
 	Parquet *parquet.Schema
 
-	root    *node
-	nLeaves int
-	sys     struct{ receivedAt, reqGUID, eventIndex, connGroup, partition, offset int }
+	root       *node
+	nLeaves    int
+	newMessage func() proto.Message
+	sys        struct{ receivedAt, reqGUID, eventIndex, connGroup, partition, offset int }
 }
 
 // node is one field of the schema: how its values become Parquet leaf values.
@@ -96,6 +100,11 @@ const timestampName = "google.protobuf.Timestamp"
 // cannot hold: recursive messages, and field names that clash with system or partition columns.
 func NewSchema(table string, md protoreflect.MessageDescriptor) (*Schema, error) {
 	s := &Schema{Table: table, Message: md}
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil && mt.Descriptor() == md {
+		s.newMessage = func() proto.Message { return mt.New().Interface() }
+	} else {
+		s.newMessage = func() proto.Message { return dynamicpb.NewMessage(md) }
+	}
 	b := &builder{seen: map[protoreflect.FullName]bool{}}
 	root := &node{kind: kindGroup}
 	b.seen[md.FullName()] = true
