@@ -93,6 +93,12 @@ func TestThriftMetastoreAgainstFake(t *testing.T) {
 	if p, _ := ms.GetPartition(ctx, "clickstream", "page_view", p13.Values()); p.Location != "file:/w/compacted/1" {
 		t.Errorf("location after alter = %q", p.Location)
 	}
+	if err := ms.AlterPartition(ctx, "clickstream", "page_view", p13.Values(), "file:/w/compacted/2", map[string]string{"numFiles": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := ms.GetPartition(ctx, "clickstream", "page_view", p13.Values()); p.Location != "file:/w/compacted/2" || p.Parameters["numFiles"] != "1" {
+		t.Errorf("partition after alter with parameters = %+v", p)
+	}
 	if _, err := ms.GetPartition(ctx, "clickstream", "page_view", []string{"2026-01-01", "00"}); !errors.Is(err, lake.ErrNotFound) {
 		t.Errorf("GetPartition of a missing partition: %v", err)
 	}

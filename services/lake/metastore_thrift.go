@@ -434,3 +434,25 @@ func (m *ThriftMetastore) AlterPartitionLocation(ctx context.Context, db, table 
 		return c.AlterPartition(ctx, db, table, p)
 	})
 }
+
+// AlterPartition points an existing partition at location and merges params into its
+// parameters, in one alter_partition call (the compactor records a compaction this way).
+func (m *ThriftMetastore) AlterPartition(ctx context.Context, db, table string, values []string, location string, params map[string]string) error {
+	p, err := m.getPartitionRaw(ctx, db, table, values)
+	if err != nil {
+		return err
+	}
+	if p.Sd == nil {
+		return fmt.Errorf("partition %s.%s %v has no storage descriptor", db, table, values)
+	}
+	p.Sd.Location = location
+	if p.Parameters == nil {
+		p.Parameters = map[string]string{}
+	}
+	for k, v := range params {
+		p.Parameters[k] = v
+	}
+	return m.call(ctx, "alter_partition", func(ctx context.Context, c *hms.ThriftHiveMetastoreClient) error {
+		return c.AlterPartition(ctx, db, table, p)
+	})
+}
