@@ -91,8 +91,8 @@ func New(cfg Config, deps run.Deps) (*Lakewriter, error) {
 	}
 	s.m = newMetrics(reg)
 	if reg != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "oldest_uncommitted_record_age_seconds",
-			Help: "Age by the wall clock of the oldest record not yet visible (record timestamp); 0 when none."}, s.oldestAge))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "oldest_uncommitted_age_seconds",
+			Help: "Wall-clock age of the oldest record (by its timestamp, the collector's receive time) not yet in a committed file; 0 when none."}, s.oldestAge))
 	}
 	if s.health != nil {
 		s.health.Set("lakewriter", "starting")
@@ -290,10 +290,8 @@ func (s *Lakewriter) updateOldest() {
 	}
 	if oldest.IsZero() {
 		s.oldestNano.Store(0)
-		s.m.oldestAge.Set(0)
 	} else {
 		s.oldestNano.Store(oldest.UnixNano())
-		s.m.oldestAge.Set(max(0, s.clock.Now().Sub(oldest).Seconds()))
 	}
 	s.m.openFiles.Set(float64(files))
 }

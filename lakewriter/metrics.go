@@ -21,7 +21,6 @@ type metrics struct {
 	commits       *prometheus.CounterVec // reason
 	commitErrors  prometheus.Counter
 	latency       prometheus.Histogram
-	oldestAge     prometheus.Gauge
 	openFiles     prometheus.Gauge
 	pending       prometheus.Gauge
 	registered    prometheus.Counter
@@ -51,8 +50,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "visible_latency_seconds",
 			Help:    "From a record's timestamp (the collector's receive time) to the rename that made it visible.",
 			Buckets: []float64{1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600}}),
-		oldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "oldest_uncommitted_age_seconds",
-			Help: "Age (by record timestamp) of the oldest record not yet in a committed file; 0 when none."}),
 		openFiles: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "open_files",
 			Help: "Parquet files being written."}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "partitions_pending_registration",
@@ -70,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.written, m.committed, m.aborted, m.dropped, m.skipped, m.files, m.bytes,
-			m.commits, m.commitErrors, m.latency, m.oldestAge, m.openFiles, m.pending, m.registered,
+			m.commits, m.commitErrors, m.latency, m.openFiles, m.pending, m.registered,
 			m.registerFails, m.recoveries, m.replayed, m.orphans)
 	}
 	return m
