@@ -148,7 +148,11 @@ func (c *Collector) submit(stop <-chan struct{}, id identity, req *pb.SendEventR
 	if !c.budget.acquire(cost, c.cfg.InflightWait, stop) {
 		select {
 		case <-stop:
-			done(internalError(reasonShuttingDown, "server is shutting down; retry"))
+			if c.draining.Load() {
+				done(internalError(reasonShuttingDown, "server is shutting down; retry"))
+			} else {
+				done(internalError(reasonOverloaded, "request cancelled while waiting for in-flight budget"))
+			}
 		default:
 			done(internalError(reasonOverloaded, "overloaded: Kafka has not kept up for %s (in-flight budget of %d bytes is full); retry later", c.cfg.InflightWait, c.cfg.MaxInflightBytes))
 		}
