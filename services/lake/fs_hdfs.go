@@ -60,7 +60,23 @@ func (h *HDFS) Create(name string) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w, nil
+	return hdfsWriter{w}, nil
+}
+
+type hdfsWriter struct{ *hdfs.FileWriter }
+
+// Close completes the file. The NameNode may answer that the last block is not yet reported by
+// the DataNodes (ErrReplicating): the data is written, the file not yet complete. Like the Java
+// client, Close asks again with backoff, so that a nil error means the file is complete.
+func (w hdfsWriter) Close() error {
+	err := w.FileWriter.Close()
+	backoff := 50 * time.Millisecond
+	for deadline := time.Now().Add(time.Minute); hdfs.IsErrReplicating(err) && time.Now().Before(deadline); {
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
+		err = w.FileWriter.Close()
+	}
+	return err
 }
 
 type hdfsFile struct{ *hdfs.FileReader }
