@@ -18,7 +18,8 @@ type output struct {
 	ctx           context.Context
 	create        func(i int) (io.WriteCloser, error)
 	schema        *arrow.Schema
-	props         *parquet.WriterProperties
+	props         func(first arrow.RecordBatch) *parquet.WriterProperties // decided once, from the first batch
+	fileProps     *parquet.WriterProperties
 	arrowProps    pqarrow.ArrowWriterProperties
 	rowGroupBytes int64
 	rowsPerFile   int64
@@ -48,14 +49,17 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (o *output) open() error {
+func (o *output) open(first arrow.RecordBatch) error {
 	i := len(o.files)
+	if o.fileProps == nil {
+		o.fileProps = o.props(first)
+	}
 	w, err := o.create(i)
 	if err != nil {
 		return fmt.Errorf("create output %d: %w", i, err)
 	}
 	o.w, o.cw = w, &countingWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(o.schema, o.cw, o.props, o.arrowProps)
+	fw, err := pqarrow.NewFileWriter(o.schema, o.cw, o.fileProps, o.arrowProps)
 	if err != nil {
 		w.Close()
 		o.w = nil
@@ -78,7 +82,7 @@ func (o *output) newRowGroup() error {
 func (o *output) write(rec arrow.RecordBatch) error {
 	for off := int64(0); off < rec.NumRows(); {
 		if o.fw == nil {
-			if err := o.open(); err != nil {
+			if err := o.open(rec); err != nil {
 				return err
 			}
 		}

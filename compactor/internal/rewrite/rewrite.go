@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/arrow/util"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -60,7 +62,8 @@ type Options struct {
 	// SortBufferBytes is the Arrow memory one sorted run may take; larger partitions spill
 	// sorted runs to SpillDir and merge them.
 	SortBufferBytes int64
-	// BatchRows is the number of rows per Arrow batch when reading and writing.
+	// BatchRows is the number of rows per Arrow batch read from the input (0: 4096). Batches
+	// written are sized in bytes instead (see chunkBytes).
 	BatchRows int
 	// SpillDir holds the sorted runs of partitions larger than SortBufferBytes ("" = os.TempDir).
 	SpillDir string
@@ -110,7 +113,7 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 		opt.Allocator = memory.DefaultAllocator
 	}
 	if opt.BatchRows <= 0 {
-		opt.BatchRows = 16 * 1024
+		opt.BatchRows = 4096
 	}
 	if opt.TargetFileBytes <= 0 || opt.RowGroupBytes <= 0 || opt.SortBufferBytes <= 0 {
 		return res, errors.New("rewrite: target file, row group and sort buffer sizes must be positive")
@@ -156,7 +159,7 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 		return res, err
 	}
 	res.SortKeys, res.DedupKeys = keys.names()
-	props = withSortingColumns(props, opt, keys.sort, outSchema)
+	sorting := sortingColumns(keys.sort, outSchema)
 
 	s := &sorter{ctx: ctx, mem: opt.Allocator, schema: target, keys: keys, opt: opt, seen: map[[2]uint64]struct{}{}, hash: newHasher()}
 	defer s.close()
@@ -172,7 +175,11 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 	}
 
 	w := &output{
-		ctx: ctx, create: create, schema: target, props: props, arrowProps: arrowProps,
+		ctx: ctx, create: create, schema: target, arrowProps: arrowProps,
+		props: func(first arrow.RecordBatch) *parquet.WriterProperties {
+			extra := append(dictionaryColumns(first), parquet.WithSortingColumns(sorting))
+			return writerProps(opt, root, extra...)
+		},
 		rowGroupBytes: opt.RowGroupBytes, metadata: opt.Metadata,
 		rowsPerFile:  rowsPerFile(res.BytesIn, s.rowsIn, s.rowsOut, opt.TargetFileBytes),
 		rowGroupRows: max(1, int64(float64(opt.RowGroupBytes)*float64(s.rowsIn)/float64(max(res.BytesIn, 1)))),
@@ -180,7 +187,7 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 	defer w.abort()
 	if len(s.spilled) == 0 {
 		res.Runs = 1
-		err = s.cur.emit(ctx, s.mem, target, opt.BatchRows, w.write)
+		err = s.cur.emit(ctx, s.mem, target, s.chunkRows(chunkBytes), w.write)
 	} else if err = s.spill(); err == nil {
 		res.Runs = len(s.spilled)
 		err = s.merge(w.write)
@@ -247,7 +254,7 @@ func writerProps(opt Options, root *pqschema.GroupNode, extra ...parquet.WriterP
 	p := []parquet.WriterProperty{
 		parquet.WithAllocator(opt.Allocator),
 		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(true),
+		parquet.WithDictionaryDefault(false),
 		parquet.WithDataPageSize(1 << 20),
 		parquet.WithMaxRowGroupLength(math.MaxInt32),
 		parquet.WithStats(true),
@@ -264,9 +271,9 @@ func writerProps(opt Options, root *pqschema.GroupNode, extra ...parquet.WriterP
 	return parquet.NewWriterProperties(append(p, extra...)...)
 }
 
-// withSortingColumns records the sort order in each row group's metadata (sorting_columns), for
-// the keys that are primitive columns.
-func withSortingColumns(props *parquet.WriterProperties, opt Options, sortKeys []columnPath, ps *pqschema.Schema) *parquet.WriterProperties {
+// sortingColumns states the sort order in each row group's metadata (sorting_columns), for
+// the leading keys that are primitive columns.
+func sortingColumns(sortKeys []columnPath, ps *pqschema.Schema) []parquet.SortingColumn {
 	var cols []parquet.SortingColumn
 	for _, k := range sortKeys {
 		idx := ps.ColumnIndexByName(k.name)
@@ -275,10 +282,42 @@ func withSortingColumns(props *parquet.WriterProperties, opt Options, sortKeys [
 		}
 		cols = append(cols, parquet.SortingColumn{ColumnIdx: int32(idx)})
 	}
-	if len(cols) == 0 {
-		return props
+	return cols
+}
+
+// dictionaryColumns turns on dictionary encoding for the string columns (at the top level or
+// in structs) that repeat values in the first batch written: at most one distinct value in ten.
+// Elsewhere dictionary encoding costs more time than it saves bytes after zstd.
+func dictionaryColumns(first arrow.RecordBatch) []parquet.WriterProperty {
+	const sample = 4096
+	var out []parquet.WriterProperty
+	var walk func(path string, arr arrow.Array)
+	walk = func(path string, arr arrow.Array) {
+		switch a := arr.(type) {
+		case *array.Struct:
+			st := a.DataType().(*arrow.StructType)
+			for i := range a.NumField() {
+				walk(path+"."+st.Field(i).Name, a.Field(i))
+			}
+		case *array.String:
+			n := min(a.Len(), sample)
+			seen := map[string]struct{}{}
+			valid := 0
+			for i := range n {
+				if a.IsValid(i) {
+					seen[a.Value(i)] = struct{}{}
+					valid++
+				}
+			}
+			if valid >= 100 && len(seen)*10 <= valid {
+				out = append(out, parquet.WithDictionaryFor(strings.TrimPrefix(path, "."), true))
+			}
+		}
 	}
-	return writerProps(opt, ps.Root(), parquet.WithSortingColumns(cols))
+	for i, f := range first.Schema().Fields() {
+		walk("."+f.Name, first.Column(i))
+	}
+	return out
 }
 
 // keys are the resolved sort and deduplication columns of a table.

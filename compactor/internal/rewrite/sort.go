@@ -33,6 +33,7 @@ type sorter struct {
 	seen   map[[2]uint64]struct{}
 
 	rowsIn, rowsOut int64
+	readBytes       int64 // Arrow bytes of the batches read, for the bytes per row
 	cur             run
 	spilled         []string // files of spilled sorted runs
 	scratch         []byte
@@ -144,17 +145,33 @@ func (s *sorter) add(rec arrow.RecordBatch, enc keyEncoder) error {
 	}
 	s.rowsIn += int64(n)
 	s.rowsOut += int64(kept)
+	size := recordBytes(rec)
+	s.readBytes += size
 	if kept > 0 {
 		rec.Retain()
 		r.batches = append(r.batches, rec)
 		r.starts = append(r.starts, r.rows)
 		r.rows += n
-		r.bytes += recordBytes(rec)
+		r.bytes += size
 	}
 	if r.bytes >= s.opt.SortBufferBytes || len(r.arena) > math.MaxUint32/2 || r.rows > math.MaxInt32/2 {
 		return s.spill()
 	}
 	return nil
+}
+
+// Batches made while sorting are sized in Arrow bytes rather than rows, so that memory does not
+// depend on how wide a table's rows are: output batches of chunkBytes, and spilled runs in
+// batches of spillBatchBytes (the merge holds one batch of every run).
+const (
+	chunkBytes      = 4 << 20
+	spillBatchBytes = 1 << 20
+)
+
+// chunkRows is how many rows make about size bytes of Arrow memory.
+func (s *sorter) chunkRows(size int64) int {
+	perRow := s.readBytes / max(s.rowsIn, 1)
+	return int(min(max(size/max(perRow, 1), 64), 64*1024))
 }
 
 // spill sorts the current run and writes it to a temporary Arrow IPC file.
@@ -173,7 +190,7 @@ func (s *sorter) spill() error {
 		f.Close()
 		return fmt.Errorf("spill: %w", err)
 	}
-	err = s.cur.emit(s.ctx, s.mem, s.schema, s.opt.BatchRows, w.Write)
+	err = s.cur.emit(s.ctx, s.mem, s.schema, s.chunkRows(spillBatchBytes), w.Write)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
@@ -381,6 +398,7 @@ func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
 		}
 	}
 	heap.Init(&h)
+	chunk := s.chunkRows(chunkBytes)
 	open := make([]int, len(readers))
 	type at struct{ piece, row int32 }
 	var (
@@ -443,7 +461,7 @@ func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
 		for i := range open {
 			open[i] = -1
 		}
-		for h.Len() > 0 && len(order) < s.opt.BatchRows {
+		for h.Len() > 0 && len(order) < chunk {
 			rr := h[0]
 			pi := open[rr.id]
 			if pi < 0 {
