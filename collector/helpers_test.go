@@ -126,6 +126,12 @@ func (h *harness) stop() {
 func (h *harness) wsURL() string   { return "ws://" + h.c.HTTPAddr() + "/api/v1/events" }
 func (h *harness) httpURL() string { return "http://" + h.c.HTTPAddr() + "/api/v1/events" }
 
+// waitConns waits until n WebSockets are admitted.
+func (h *harness) waitConns(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d admitted connections", n), func() bool { return h.c.conns.live() == n })
+}
+
 // eventually polls cond until it holds or 20 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

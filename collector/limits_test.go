@@ -169,6 +169,7 @@ func refusal(t *testing.T, conn *websocket.Conn) (raccoonAck, *websocket.CloseEr
 func TestDuplicateConnection(t *testing.T) {
 	h := start(t, nil)
 	first := dial(t, h.wsURL(), "u1", "")
+	h.waitConns(t, 1) // admission follows the upgrade: let the first one in before the second
 	dup := dial(t, h.wsURL(), "u1", "")
 	ack, ce := refusal(t, dup)
 	if ack.Status != int32(pb.Status_STATUS_ERROR) || ack.Code != int32(pb.Code_CODE_MAX_USER_LIMIT_REACHED) || !strings.Contains(ack.Reason, "duplicated connection") {
@@ -194,6 +195,7 @@ func TestMaxConnections(t *testing.T) {
 	h := start(t, func(c *Config) { c.MaxConnections = 2 })
 	dial(t, h.wsURL(), "a", "")
 	dial(t, h.wsURL(), "b", "")
+	h.waitConns(t, 2)
 	ack, ce := refusal(t, dial(t, h.wsURL(), "c", ""))
 	if ack.Code != int32(pb.Code_CODE_MAX_CONNECTION_LIMIT_REACHED) || ack.Status != int32(pb.Status_STATUS_ERROR) {
 		t.Fatalf("third connection: ack %+v", ack)
