@@ -152,6 +152,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	if c.cfg.CreateTopics {
 		if err := c.ensureTopics(ctx); err != nil {
 			cl.Close()
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
 			return err
 		}
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -180,5 +182,60 @@ func TestGRPCWithoutConnectionID(t *testing.T) {
 	_, err = pb.NewEventServiceClient(conn).SendEvent(context.Background(), batch("g", "click"))
 	if status.Code(err) != codes.InvalidArgument || !bytes.Contains([]byte(err.Error()), []byte("connection id header missing")) {
 		t.Fatalf("SendEvent without id: %v", err)
+	}
+}
+
+// TestMetrics: every metric exists after traffic, and an unknown type is counted as "unknown",
+// never under the client's type name.
+func TestMetrics(t *testing.T) {
+	h := start(t, nil)
+	conn := dial(t, h.wsURL(), "metrics", "")
+	sendWS(t, conn, batch("m1", "click", "checkout_started"), false)
+	wantAck(t, readAck(t, conn, 0), "m1", pb.Code_CODE_OK, "")
+	sendWS(t, conn, batch("m2", "Bad Type"), false)
+	wantAck(t, readAck(t, conn, 0), "m2", pb.Code_CODE_BAD_REQUEST, "Bad Type")
+	families, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	kafkaMetrics := false
+	for _, f := range families {
+		found[f.GetName()] = true
+		kafkaMetrics = kafkaMetrics || strings.HasPrefix(f.GetName(), "clickstream_collector_kafka_")
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "event_type" && l.GetValue() != "unknown" && !isSampleType(l.GetValue()) {
+					t.Errorf("%s has event_type=%q: label values must come from the registry", f.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	for _, name := range []string{"connections_active", "batches_received_total", "batches_acked_total", "events_received_total",
+		"events_produced_total", "events_failed_total", "ack_latency_seconds", "bytes_received_total", "requests_rejected_total",
+		"inflight_bytes", "inflight_batches"} {
+		if !found["clickstream_collector_"+name] {
+			t.Errorf("metric clickstream_collector_%s missing", name)
+		}
+	}
+	if !kafkaMetrics {
+		t.Error("franz-go metrics (clickstream_collector_kafka_*) missing")
+	}
+	if n := testutil.ToFloat64(h.c.m.eventsProduced.WithLabelValues("unknown")); n != 1 {
+		t.Errorf("events_produced_total{event_type=unknown} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(h.c.m.rejected.WithLabelValues(reasonBadType)); n != 1 {
+		t.Errorf("requests_rejected_total{reason=bad_type} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(h.c.m.connections); n != 1 {
+		t.Errorf("connections_active = %v, want 1", n)
+	}
+}
+
+// TestSpecLoads: the run.Spec the binaries and the all-in-one command use loads the defaults.
+func TestSpecLoads(t *testing.T) {
+	u, err := Spec().Load(func(string) (string, bool) { return "", false })
+	if err != nil || u.Name != "collector" || u.Shutdown != 30*time.Second {
+		t.Fatalf("Spec().Load = %+v, %v", u, err)
 	}
 }
