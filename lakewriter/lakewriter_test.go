@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -268,21 +266,31 @@ func (in *instance) caughtUp(want *produced) bool {
 	return true
 }
 
-// lakeFiles lists every file under dir, relative, sorted.
+// lakeFiles lists every file under dir (a local directory), relative, sorted.
 func lakeFiles(t *testing.T, dir string) []string {
 	t.Helper()
+	return fsFiles(t, lake.Local{}, filepath.ToSlash(dir))
+}
+
+// fsFiles lists every file under root in fsys, relative, sorted.
+func fsFiles(t *testing.T, fsys lake.FS, root string) []string {
+	t.Helper()
 	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	var walk func(dir, rel string)
+	walk = func(dir, rel string) {
+		infos, err := fsys.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
 		}
-		rel, _ := filepath.Rel(dir, p)
-		out = append(out, filepath.ToSlash(rel))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		for _, fi := range infos {
+			if fi.IsDir() {
+				walk(path.Join(dir, fi.Name()), path.Join(rel, fi.Name()))
+			} else {
+				out = append(out, path.Join(rel, fi.Name()))
+			}
+		}
 	}
+	walk(root, "")
 	sort.Strings(out)
 	return out
 }
@@ -292,6 +300,11 @@ func lakeFiles(t *testing.T, dir string) []string {
 // no staging files, no hidden files in tables, one commit marker per topic-partition at most.
 // It returns the committed data files.
 func checkLake(t *testing.T, dir string, want *produced) []string {
+	t.Helper()
+	return checkLakeFS(t, lake.Local{}, filepath.ToSlash(dir), lake.DefaultDatabase, want)
+}
+
+func checkLakeFS(t *testing.T, fsys lake.FS, dir, db string, want *produced) []string {
 	t.Helper()
 	schemas, err := TableSchemas(registry.Default())
 	if err != nil {
@@ -304,9 +317,10 @@ func checkLake(t *testing.T, dir string, want *produced) []string {
 	seen := map[tp]map[int64]bool{}
 	var dataFiles []string
 	markers := map[string]int{}
-	for _, rel := range lakeFiles(t, dir) {
+	for _, rel := range fsFiles(t, fsys, path.Join(dir, db+".db")) {
+		rel = db + ".db/" + rel
 		parts := strings.Split(rel, "/")
-		if parts[0] != "clickstream.db" {
+		if parts[0] != db+".db" {
 			t.Errorf("file outside the database dir: %s", rel)
 			continue
 		}
@@ -335,12 +349,11 @@ func checkLake(t *testing.T, dir string, want *produced) []string {
 			continue
 		}
 		dataFiles = append(dataFiles, rel)
-		f, err := os.Open(filepath.Join(dir, rel))
+		f, err := fsys.Open(path.Join(dir, rel))
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, _ := f.Stat()
-		rows, file := readParquet(t, f, st.Size())
+		rows, file := readParquet(t, f, f.Size())
 		f.Close()
 		if got := file.Schema().String(); got != s.Parquet.String() {
 			t.Errorf("%s: schema differs from the table's:\n%s", rel, got)
