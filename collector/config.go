@@ -183,6 +183,8 @@ const (
 	// recordHeaderSlack is what one record needs in a batch beyond its value: key, headers
 	// and the record batch framing.
 	recordHeaderSlack = 8 << 10
+	// maxInflightPerConn bounds MaxInflightPerConn: each connection allocates queues that size.
+	maxInflightPerConn = 4096
 )
 
 // Validate reports every problem of the configuration at once.
@@ -207,7 +209,9 @@ func (c Config) Validate() error {
 	if c.RateLimit < 0 {
 		p.Addf("rate_limit", "must not be negative, got %g", c.RateLimit)
 	}
-	if c.RateLimit > 0 && c.RateBurst < c.MaxBatchEvents {
+	if c.RateBurst < 0 {
+		p.Addf("rate_burst", "must not be negative, got %d", c.RateBurst)
+	} else if c.RateLimit > 0 && c.RateBurst < c.MaxBatchEvents {
 		p.Addf("rate_burst", "must hold the largest batch (max_batch_events=%d), got %d", c.MaxBatchEvents, c.RateBurst)
 	}
 
@@ -227,6 +231,9 @@ func (c Config) Validate() error {
 	}
 	p.PositiveDuration("inflight_wait", c.InflightWait)
 	p.Positive("max_inflight_per_conn", int64(c.MaxInflightPerConn))
+	if c.MaxInflightPerConn > maxInflightPerConn {
+		p.Addf("max_inflight_per_conn", "must be at most %d, got %d", maxInflightPerConn, c.MaxInflightPerConn)
+	}
 	p.PositiveDuration("ack_timeout", c.AckTimeout)
 
 	if err := checkTopicPattern(c.TopicPattern); err != nil {

@@ -47,6 +47,8 @@ func TestInvalidConfigs(t *testing.T) {
 		{"zero inflight bytes", func(c *Config) { c.MaxInflightBytes = 0 }, "max_inflight_bytes: must be positive, got 0"},
 		{"inflight below request", func(c *Config) { c.MaxInflightBytes = 1000 }, "max_inflight_bytes: must hold one largest request (max_request_bytes=4194304), got 1000"},
 		{"zero inflight wait", func(c *Config) { c.InflightWait = 0 }, "inflight_wait: must be a positive duration, got 0s"},
+		{"negative burst", func(c *Config) { c.RateLimit = 0; c.RateBurst = -1 }, "rate_burst: must not be negative, got -1"},
+		{"huge inflight per conn", func(c *Config) { c.MaxInflightPerConn = 1 << 20 }, "max_inflight_per_conn: must be at most 4096, got 1048576"},
 		{"zero inflight per conn", func(c *Config) { c.MaxInflightPerConn = 0 }, "max_inflight_per_conn: must be positive, got 0"},
 		{"zero ack timeout", func(c *Config) { c.AckTimeout = 0 }, "ack_timeout: must be a positive duration, got 0s"},
 		{"no topic pattern", func(c *Config) { c.TopicPattern = "" }, "topic_pattern: is required"},
