@@ -355,3 +355,23 @@ func TestAnyFrameKeepsConnectionAlive(t *testing.T) {
 		break
 	}
 }
+
+// TestClientCloseGetsPendingAcks: a client that closes right after sending still gets the acks
+// of its batches in flight before the server echoes its close frame.
+func TestClientCloseGetsPendingAcks(t *testing.T) {
+	h := start(t, nil)
+	release := stallProduce(t, h.cluster)
+	conn := dial(t, h.wsURL(), "leaving", "")
+	sendWS(t, conn, batch("last", "click"), false)
+	eventually(t, "the batch in flight", func() bool { return testutil.ToFloat64(h.c.m.inflightBatches) == 1 })
+	if err := conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	wantAck(t, readAck(t, conn, websocket.BinaryMessage), "last", pb.Code_CODE_OK, "")
+	_, _, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("after the ack: %v, want the close echoed", err)
+	}
+}
