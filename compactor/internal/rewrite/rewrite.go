@@ -185,13 +185,11 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 		rowGroupRows: max(1, int64(float64(opt.RowGroupBytes)*float64(s.rowsIn)/float64(max(res.BytesIn, 1)))),
 	}
 	defer w.abort()
-	if len(s.spilled) == 0 {
-		res.Runs = 1
-		err = s.cur.emit(ctx, s.mem, target, s.chunkRows(chunkBytes), w.write)
-	} else if err = s.spill(); err == nil {
-		res.Runs = len(s.spilled)
-		err = s.merge(w.write)
+	res.Runs = len(s.spilled)
+	if len(s.batches) > 0 {
+		res.Runs++
 	}
+	err = s.finish(w.write)
 	if err != nil {
 		return res, err
 	}
@@ -389,3 +387,4 @@ func resolveKeys(s *arrow.Schema, opt Options) (keys, error) {
 }
 
 func recordBytes(rec arrow.RecordBatch) int64 { return util.TotalRecordSize(rec) }
+

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 
@@ -21,8 +20,21 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// sorter reads the inputs, keeps the first row of each identity, and collects the rest into
-// sorted runs.
+// The sort is a merge sort: every batch read is deduplicated and sorted on its own as it comes
+// in, and the sorted batches are merged. When the sorted batches held in memory reach
+// SortBufferBytes they are merged into one sorted run on local disk; at the end the runs on disk
+// and the batches in memory are merged into the output. Merging takes rows in contiguous ranges
+// of each sorted batch, so memory holds the sorted batches once, not a second concatenated copy.
+
+// Batches made while merging are sized in Arrow bytes rather than rows, so that memory does not
+// depend on how wide a table's rows are: output batches of chunkBytes, and spilled runs in
+// batches of spillBatchBytes (the merge holds one batch of every run).
+const (
+	chunkBytes      = 4 << 20
+	spillBatchBytes = 1 << 20
+)
+
+// sorter reads the inputs, keeps the first row of each identity, and sorts the rest.
 type sorter struct {
 	ctx    context.Context
 	mem    memory.Allocator
@@ -34,50 +46,58 @@ type sorter struct {
 
 	rowsIn, rowsOut int64
 	readBytes       int64 // Arrow bytes of the batches read, for the bytes per row
-	cur             run
-	spilled         []string // files of spilled sorted runs
-	scratch         []byte
-}
 
-// run is a set of batches and the sort keys of their surviving rows.
-type run struct {
-	batches []arrow.RecordBatch
-	starts  []int // first row of each batch in the run
-	rows    int
-	bytes   int64
+	batches []*sortedBatch // sorted batches in memory, in read order
+	bytes   int64          // their Arrow size
+	spilled []string       // files of the sorted runs on disk, in read order
+
+	scratch []byte
 	arena   []byte
 	refs    []ref
 }
 
-// ref is one surviving row of a run.
-type ref struct {
-	prefix uint64 // the key's first 8 bytes, big-endian, for quick comparisons
-	off    uint32 // the key in the arena
-	n      uint32
-	row    uint32 // the row's index in the run
+// sortedBatch is a batch of distinct rows in key order, with the key of each row.
+type sortedBatch struct {
+	rec   arrow.RecordBatch
+	arena []byte
+	keys  []ref // keys[i] is the key of row i
 }
 
-func (r *run) key(x ref) []byte { return r.arena[x.off : x.off+x.n] }
+func (b *sortedBatch) key(i int) []byte { k := b.keys[i]; return b.arena[k.off : k.off+k.n] }
 
-func (r *run) compare(a, b ref) int {
-	if a.prefix != b.prefix {
-		return cmp.Compare(a.prefix, b.prefix)
+// ref is the key of one row: its place in an arena and its first 16 bytes for quick comparisons.
+type ref struct {
+	p0, p1 uint64
+	off    uint32
+	n      uint32
+	row    uint32
+}
+
+func compareRefs(arena []byte, a, b ref) int {
+	if a.p0 != b.p0 {
+		return cmp.Compare(a.p0, b.p0)
 	}
-	if c := bytes.Compare(r.key(a), r.key(b)); c != 0 {
+	if a.p1 != b.p1 {
+		return cmp.Compare(a.p1, b.p1)
+	}
+	if c := bytes.Compare(arena[a.off:a.off+a.n], arena[b.off:b.off+b.n]); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.row, b.row)
 }
 
-func (r *run) release() {
-	for _, b := range r.batches {
-		b.Release()
-	}
-	*r = run{arena: r.arena[:0], refs: r.refs[:0]}
+func newRef(arena []byte, off, row int) ref {
+	k := arena[off:]
+	var p [16]byte
+	copy(p[:], k)
+	return ref{p0: binary.BigEndian.Uint64(p[:8]), p1: binary.BigEndian.Uint64(p[8:]), off: uint32(off), n: uint32(len(k)), row: uint32(row)}
 }
 
 func (s *sorter) close() {
-	s.cur.release()
+	for _, b := range s.batches {
+		b.rec.Release()
+	}
+	s.batches = nil
 	for _, f := range s.spilled {
 		os.Remove(f)
 	}
@@ -116,15 +136,15 @@ func (s *sorter) readFile(f inputFile) error {
 	}
 }
 
-// add deduplicates one batch into the current run, spilling the run when it is full.
+// add drops the rows of rec seen before, sorts the others and keeps them as a sorted batch,
+// spilling the batches in memory to a sorted run when they are too many.
 func (s *sorter) add(rec arrow.RecordBatch, enc keyEncoder) error {
 	rk, err := enc.bind(rec)
 	if err != nil {
 		return err
 	}
 	n := int(rec.NumRows())
-	r := &s.cur
-	kept := 0
+	arena, refs := s.arena[:0], s.refs[:0]
 	for i := range n {
 		s.scratch = rk.dedup.appendKey(s.scratch[:0], i)
 		h := s.hash.sum(s.scratch)
@@ -132,52 +152,72 @@ func (s *sorter) add(rec arrow.RecordBatch, enc keyEncoder) error {
 			continue
 		}
 		s.seen[h] = struct{}{}
-		off := len(r.arena)
+		off := len(arena)
 		for _, f := range rk.sort {
-			r.arena = f(r.arena, i)
+			arena = f(arena, i)
 		}
-		r.arena = append(r.arena, s.scratch...)
-		k := r.arena[off:]
-		var p [8]byte
-		copy(p[:], k)
-		r.refs = append(r.refs, ref{prefix: binary.BigEndian.Uint64(p[:]), off: uint32(off), n: uint32(len(k)), row: uint32(r.rows + i)})
-		kept++
+		arena = append(arena, s.scratch...)
+		refs = append(refs, newRef(arena, off, i))
 	}
+	s.arena, s.refs = arena, refs
 	s.rowsIn += int64(n)
-	s.rowsOut += int64(kept)
-	size := recordBytes(rec)
-	s.readBytes += size
-	if kept > 0 {
-		rec.Retain()
-		r.batches = append(r.batches, rec)
-		r.starts = append(r.starts, r.rows)
-		r.rows += n
-		r.bytes += size
+	s.rowsOut += int64(len(refs))
+	s.readBytes += recordBytes(rec)
+	if len(refs) == 0 {
+		return nil
 	}
-	if r.bytes >= s.opt.SortBufferBytes || len(r.arena) > math.MaxUint32/2 || r.rows > math.MaxInt32/2 {
+	slices.SortFunc(refs, func(a, b ref) int { return compareRefs(arena, a, b) })
+	sorted := make([]ref, len(refs))
+	idx := make([]int32, len(refs))
+	sortedArena := make([]byte, 0, len(arena))
+	for i, r := range refs {
+		idx[i] = int32(r.row)
+		off := len(sortedArena)
+		sortedArena = append(sortedArena, arena[r.off:r.off+r.n]...)
+		sorted[i] = ref{p0: r.p0, p1: r.p1, off: uint32(off), n: r.n, row: uint32(i)}
+	}
+	out := rec
+	if !isIdentity(idx) || len(idx) != n {
+		indices := int32Array(idx)
+		out, err = take(s.ctx, s.schema, rec.Columns(), indices)
+		indices.Release()
+		if err != nil {
+			return err
+		}
+	} else {
+		rec.Retain()
+	}
+	s.batches = append(s.batches, &sortedBatch{rec: out, arena: sortedArena, keys: sorted})
+	s.bytes += recordBytes(out)
+	if s.bytes >= s.opt.SortBufferBytes {
 		return s.spill()
 	}
 	return nil
 }
 
-// Batches made while sorting are sized in Arrow bytes rather than rows, so that memory does not
-// depend on how wide a table's rows are: output batches of chunkBytes, and spilled runs in
-// batches of spillBatchBytes (the merge holds one batch of every run).
-const (
-	chunkBytes      = 4 << 20
-	spillBatchBytes = 1 << 20
-)
+func isIdentity(idx []int32) bool {
+	for i, v := range idx {
+		if int(v) != i {
+			return false
+		}
+	}
+	return true
+}
 
-// chunkRows is how many rows make about size bytes of Arrow memory.
+func int32Array(idx []int32) arrow.Array {
+	return array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(idx),
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(idx))}, nil, 0, 0))
+}
+
+// Batches made while merging are sized by the bytes per row seen so far.
 func (s *sorter) chunkRows(size int64) int {
 	perRow := s.readBytes / max(s.rowsIn, 1)
 	return int(min(max(size/max(perRow, 1), 64), 64*1024))
 }
 
-// spill sorts the current run and writes it to a temporary Arrow IPC file.
+// spill merges the sorted batches in memory into one sorted run in a temporary Arrow IPC file.
 func (s *sorter) spill() error {
-	if len(s.cur.refs) == 0 {
-		s.cur.release()
+	if len(s.batches) == 0 {
 		return nil
 	}
 	f, err := os.CreateTemp(s.opt.SpillDir, "compactor-run-*.arrow")
@@ -190,7 +230,12 @@ func (s *sorter) spill() error {
 		f.Close()
 		return fmt.Errorf("spill: %w", err)
 	}
-	err = s.cur.emit(s.ctx, s.mem, s.schema, s.chunkRows(spillBatchBytes), w.Write)
+	var sources []source
+	for _, b := range s.batches {
+		sources = append(sources, &memSource{b: b})
+	}
+	s.batches, s.bytes = nil, 0
+	err = s.merge(sources, s.chunkRows(spillBatchBytes), w.Write)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
@@ -203,203 +248,157 @@ func (s *sorter) spill() error {
 	return nil
 }
 
-// emit sorts the run and hands its surviving rows, in order, to out in batches of chunk rows.
-// The run is released.
-func (r *run) emit(ctx context.Context, mem memory.Allocator, schema *arrow.Schema, chunk int, out func(arrow.RecordBatch) error) error {
-	defer r.release()
-	slices.SortFunc(r.refs, r.compare)
-	idx := make([]int32, len(r.refs))
-	for i, x := range r.refs {
-		idx[i] = int32(x.row)
-	}
-	// One array per column over the whole run; the batches are let go column by column so the
-	// run is held about once, not twice.
-	ncols := schema.NumFields()
-	chunks := make([][]arrow.Array, ncols)
-	for _, b := range r.batches {
-		for j := range ncols {
-			c := b.Column(j)
-			c.Retain()
-			chunks[j] = append(chunks[j], c)
+// finish merges the runs on disk and the batches in memory into out.
+func (s *sorter) finish(out func(arrow.RecordBatch) error) error {
+	var sources []source
+	for _, name := range s.spilled {
+		f, err := os.Open(name)
+		if err != nil {
+			closeSources(sources)
+			return fmt.Errorf("open sorted run: %w", err)
 		}
-		b.Release()
-	}
-	r.batches = nil
-	cols := make([]arrow.Array, ncols)
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
+		r, err := ipc.NewFileReader(f, ipc.WithAllocator(s.mem))
+		if err != nil {
+			f.Close()
+			closeSources(sources)
+			return fmt.Errorf("open sorted run: %w", err)
 		}
-	}()
-	for j := range ncols {
-		if len(chunks[j]) == 1 {
-			cols[j] = chunks[j][0]
+		sources = append(sources, &runSource{f: f, r: r, enc: s.keys.encoder()})
+	}
+	for _, b := range s.batches {
+		sources = append(sources, &memSource{b: b})
+	}
+	s.batches, s.bytes = nil, 0
+	return s.merge(sources, s.chunkRows(chunkBytes), out)
+}
+
+// source is a sorted sequence of batches to merge.
+type source interface {
+	// next returns the next batch, or nil at the end; the merge releases it.
+	next() (*sortedBatch, error)
+	close()
+}
+
+// memSource is one sorted batch in memory.
+type memSource struct{ b *sortedBatch }
+
+func (m *memSource) next() (*sortedBatch, error) {
+	b := m.b
+	m.b = nil
+	return b, nil
+}
+
+func (m *memSource) close() {
+	if m.b != nil {
+		m.b.rec.Release()
+		m.b = nil
+	}
+}
+
+// runSource reads a spilled run back batch by batch, computing the keys again.
+type runSource struct {
+	f   *os.File
+	r   *ipc.FileReader
+	enc keyEncoder
+	i   int
+}
+
+func (rs *runSource) close() {
+	rs.r.Close()
+	rs.f.Close()
+}
+
+func (rs *runSource) next() (*sortedBatch, error) {
+	for rs.i < rs.r.NumRecords() {
+		rec, err := rs.r.RecordAt(rs.i)
+		if err != nil {
+			return nil, fmt.Errorf("read sorted run: %w", err)
+		}
+		rs.i++
+		if rec.NumRows() == 0 {
+			rec.Release()
 			continue
 		}
-		c, err := array.Concatenate(chunks[j], mem)
-		for _, a := range chunks[j] {
-			a.Release()
-		}
+		rk, err := rs.enc.bind(rec)
 		if err != nil {
-			return fmt.Errorf("concatenate %s: %w", schema.Field(j).Name, err)
+			rec.Release()
+			return nil, err
 		}
-		cols[j] = c
+		b := &sortedBatch{rec: rec, keys: make([]ref, rec.NumRows())}
+		for i := range int(rec.NumRows()) {
+			off := len(b.arena)
+			b.arena = rk.sortKey(b.arena, i)
+			b.keys[i] = ref{off: uint32(off), n: uint32(len(b.arena) - off)}
+		}
+		return b, nil
 	}
-	indices := array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(idx),
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(idx))}, nil, 0, 0))
-	defer indices.Release()
-	for start := 0; start < len(idx); start += chunk {
-		end := min(start+chunk, len(idx))
-		part := array.NewSlice(indices, int64(start), int64(end))
-		rec, err := take(ctx, schema, cols, part)
-		part.Release()
-		if err != nil {
-			return err
-		}
-		err = out(rec)
-		rec.Release()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return nil, nil
 }
 
-// take builds a batch of schema from the rows of cols at indices.
-func take(ctx context.Context, schema *arrow.Schema, cols []arrow.Array, indices arrow.Array) (arrow.RecordBatch, error) {
-	out := make([]arrow.Array, len(cols))
-	defer func() {
-		for _, c := range out {
-			if c != nil {
-				c.Release()
-			}
-		}
-	}()
-	for j, c := range cols {
-		t, err := compute.TakeArray(ctx, c, indices)
-		if err != nil {
-			return nil, fmt.Errorf("take %s: %w", schema.Field(j).Name, err)
-		}
-		out[j] = t
-	}
-	return array.NewRecordBatch(schema, out, int64(indices.Len())), nil
-}
-
-// runReader reads one spilled run back, batch by batch, with the keys of the current batch.
-type runReader struct {
-	id   int
-	f    *os.File
-	r    *ipc.FileReader
-	next int
-	cur  arrow.RecordBatch
-	row  int
-	keys []byte
-	offs []int
-}
-
-func (rr *runReader) key() []byte { return rr.keys[rr.offs[rr.row]:rr.offs[rr.row+1]] }
-
-// load moves to the next batch; false at the end of the run.
-func (rr *runReader) load(enc keyEncoder) (bool, error) {
-	if rr.cur != nil {
-		rr.cur.Release()
-		rr.cur = nil
-	}
-	if rr.next >= rr.r.NumRecords() {
-		return false, nil
-	}
-	rec, err := rr.r.RecordAt(rr.next)
-	if err != nil {
-		return false, fmt.Errorf("read sorted run: %w", err)
-	}
-	rr.next++
-	rk, err := enc.bind(rec)
-	if err != nil {
-		rec.Release()
-		return false, err
-	}
-	rr.cur, rr.row = rec, 0
-	rr.keys, rr.offs = rr.keys[:0], append(rr.offs[:0], 0)
-	for i := range int(rec.NumRows()) {
-		rr.keys = rk.sortKey(rr.keys, i)
-		rr.offs = append(rr.offs, len(rr.keys))
-	}
-	if rec.NumRows() == 0 {
-		return rr.load(enc)
-	}
-	return true, nil
-}
-
-func (rr *runReader) close() {
-	if rr.cur != nil {
-		rr.cur.Release()
-	}
-	if rr.r != nil {
-		rr.r.Close()
-	}
-	if rr.f != nil {
-		rr.f.Close()
+func closeSources(sources []source) {
+	for _, s := range sources {
+		s.close()
 	}
 }
 
-type runHeap []*runReader
+// cursor is where the merge is in one source.
+type cursor struct {
+	id  int
+	src source
+	b   *sortedBatch
+	row int
+}
 
-func (h runHeap) Len() int { return len(h) }
-func (h runHeap) Less(i, j int) bool {
+func (c *cursor) key() []byte { return c.b.key(c.row) }
+
+type cursorHeap []*cursor
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
 	if c := bytes.Compare(h[i].key(), h[j].key()); c != 0 {
 		return c < 0
 	}
 	return h[i].id < h[j].id
 }
-func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)   { *h = append(*h, x.(*runReader)) }
-func (h *runHeap) Pop() any {
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
 }
 
-// piece is a contiguous range of one batch of a run that an output batch takes rows from.
+// piece is a contiguous range of one sorted batch that an output batch takes rows from.
 type piece struct {
 	rec        arrow.RecordBatch
 	start, end int
 }
 
-// merge reads the spilled runs back and hands their rows to out in one sorted order. Rows with
-// equal keys keep the order of their runs, so the result is the same as one big sort.
-func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
-	enc := s.keys.encoder()
-	readers := make([]*runReader, 0, len(s.spilled))
+// merge hands the rows of the sources to out in one sorted order, in batches of up to chunk
+// rows. Rows with equal keys come in source order, so the result is the same however the input
+// was cut into runs. The sources are closed.
+func (s *sorter) merge(sources []source, chunk int, out func(arrow.RecordBatch) error) error {
+	var h cursorHeap
 	defer func() {
-		for _, rr := range readers {
-			rr.close()
+		for _, c := range h {
+			if c.b != nil {
+				c.b.rec.Release()
+			}
 		}
+		closeSources(sources)
 	}()
-	var h runHeap
-	for i, name := range s.spilled {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("open sorted run: %w", err)
-		}
-		rr := &runReader{id: i, f: f}
-		readers = append(readers, rr)
-		if rr.r, err = ipc.NewFileReader(f, ipc.WithAllocator(s.mem)); err != nil {
-			return fmt.Errorf("open sorted run: %w", err)
-		}
-		ok, err := rr.load(enc)
+	for i, src := range sources {
+		b, err := src.next()
 		if err != nil {
 			return err
 		}
-		if ok {
-			h = append(h, rr)
+		if b != nil {
+			h = append(h, &cursor{id: i, src: src, b: b})
 		}
 	}
 	heap.Init(&h)
-	chunk := s.chunkRows(chunkBytes)
-	open := make([]int, len(readers))
+	open := make([]int, len(sources))
 	type at struct{ piece, row int32 }
 	var (
 		pieces []piece
@@ -414,6 +413,12 @@ func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
 		}()
 		if len(order) == 0 {
 			return nil
+		}
+		if len(pieces) == 1 {
+			p := pieces[0]
+			rec := p.rec.NewSlice(int64(p.start), int64(p.end))
+			defer rec.Release()
+			return out(rec)
 		}
 		base := make([]int32, len(pieces))
 		var n int32
@@ -447,8 +452,7 @@ func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
 			}
 			cols[j] = c
 		}
-		indices := array.NewInt32Data(array.NewData(arrow.PrimitiveTypes.Int32, len(idx),
-			[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(idx))}, nil, 0, 0))
+		indices := int32Array(idx)
 		defer indices.Release()
 		rec, err := take(s.ctx, s.schema, cols, indices)
 		if err != nil {
@@ -462,32 +466,36 @@ func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
 			open[i] = -1
 		}
 		for h.Len() > 0 && len(order) < chunk {
-			rr := h[0]
-			pi := open[rr.id]
+			c := h[0]
+			pi := open[c.id]
 			if pi < 0 {
-				rr.cur.Retain()
-				pieces = append(pieces, piece{rec: rr.cur, start: rr.row, end: rr.row})
+				c.b.rec.Retain()
+				pieces = append(pieces, piece{rec: c.b.rec, start: c.row, end: c.row})
 				pi = len(pieces) - 1
-				open[rr.id] = pi
+				open[c.id] = pi
 			}
 			p := &pieces[pi]
-			order = append(order, at{int32(pi), int32(rr.row - p.start)})
+			order = append(order, at{int32(pi), int32(c.row - p.start)})
 			p.end++
-			rr.row++
-			if rr.row < int(rr.cur.NumRows()) {
+			c.row++
+			if c.row < int(c.b.rec.NumRows()) {
 				heap.Fix(&h, 0)
 				continue
 			}
-			open[rr.id] = -1
-			ok, err := rr.load(enc)
+			open[c.id] = -1
+			c.b.rec.Release()
+			b, err := c.src.next()
 			if err != nil {
+				c.b = nil
 				return err
 			}
-			if ok {
-				heap.Fix(&h, 0)
-			} else {
+			if b == nil {
+				c.b = nil
 				heap.Pop(&h)
+				continue
 			}
+			c.b, c.row = b, 0
+			heap.Fix(&h, 0)
 		}
 		if err := s.ctx.Err(); err != nil {
 			return err
@@ -497,4 +505,24 @@ func (s *sorter) merge(out func(arrow.RecordBatch) error) error {
 		}
 	}
 	return nil
+}
+
+// take builds a batch of schema from the rows of cols at indices.
+func take(ctx context.Context, schema *arrow.Schema, cols []arrow.Array, indices arrow.Array) (arrow.RecordBatch, error) {
+	out := make([]arrow.Array, len(cols))
+	defer func() {
+		for _, c := range out {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for j, c := range cols {
+		t, err := compute.TakeArray(ctx, c, indices)
+		if err != nil {
+			return nil, fmt.Errorf("take %s: %w", schema.Field(j).Name, err)
+		}
+		out[j] = t
+	}
+	return array.NewRecordBatch(schema, out, int64(indices.Len())), nil
 }
