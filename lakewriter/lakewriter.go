@@ -341,6 +341,7 @@ func (s *Lakewriter) commit(w *partitionWriter, reason string) error {
 	if !w.pending {
 		return nil
 	}
+	began := time.Now()
 	fsys, layout := s.lk.FS, s.lk.Layout
 	rec := commitRecord{start: w.start, next: w.next}
 	var parts []lake.Partition
@@ -384,6 +385,7 @@ func (s *Lakewriter) commit(w *partitionWriter, reason string) error {
 		}
 	}
 	visible := s.clock.Now()
+	s.m.commitTime.Observe(time.Since(began).Seconds())
 	if err := pruneMarkers(fsys, layout.CommitLogDir(w.topic, w.partition), rec.start); err != nil {
 		s.log.Warn("pruning old commit markers failed", "topic", w.topic, "partition", w.partition, "err", err)
 	}

@@ -21,6 +21,7 @@ type metrics struct {
 	commits       *prometheus.CounterVec // reason
 	commitErrors  prometheus.Counter
 	latency       prometheus.Histogram
+	commitTime    prometheus.Histogram
 	openFiles     prometheus.Gauge
 	pending       prometheus.Gauge
 	registered    prometheus.Counter
@@ -50,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "visible_latency_seconds",
 			Help:    "From a record's timestamp (the collector's receive time) to the rename that made it visible.",
 			Buckets: []float64{1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600}}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "commit_seconds",
+			Help:    "Duration of a commit: closing the files, writing the marker, the renames.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}),
 		openFiles: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "open_files",
 			Help: "Parquet files being written."}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "partitions_pending_registration",
@@ -67,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.written, m.committed, m.aborted, m.dropped, m.skipped, m.files, m.bytes,
-			m.commits, m.commitErrors, m.latency, m.openFiles, m.pending, m.registered,
+			m.commits, m.commitErrors, m.latency, m.commitTime, m.openFiles, m.pending, m.registered,
 			m.registerFails, m.recoveries, m.replayed, m.orphans)
 	}
 	return m

@@ -73,3 +73,49 @@ func TestRealLake(t *testing.T) {
 	}
 	t.Logf("purchase: %d columns at %s", len(tbl.Columns), tbl.Location)
 }
+
+// TestRealFreshness measures record → visible on the real lake with a 5 s rotation interval:
+// events stamped now are produced for 20 s, and the visible-latency and commit-time histograms
+// are logged. Gated like TestRealLake.
+func TestRealFreshness(t *testing.T) {
+	url := os.Getenv("LAKEWRITER_TEST_HDFS")
+	if url == "" {
+		t.Skip("LAKEWRITER_TEST_HDFS not set")
+	}
+	c := startKafka(t)
+	p := newProducer(t, c)
+	cfg := testConfig(c, url)
+	cfg.Lake.HDFSUser = os.Getenv("LAKEWRITER_TEST_HDFS_USER")
+	cfg.Lake.MetastoreURI = os.Getenv("LAKEWRITER_TEST_METASTORE")
+	cfg.Lake.Database = "lakewriter_fresh_" + strconv.FormatInt(time.Now().Unix(), 36)
+	cfg.RotateInterval = 5 * time.Second
+	in := start(t, cfg, nil)
+	for range 20 {
+		p.send(time.Now(), time.Microsecond, 1, false)
+		time.Sleep(time.Second)
+	}
+	waitFor(t, "all records consumed", func() bool { return in.caughtUp(p.want) })
+	if err := in.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := in.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if n := mf.GetName(); n != "clickstream_lakewriter_visible_latency_seconds" && n != "clickstream_lakewriter_commit_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		var b []string
+		for _, bk := range h.GetBucket() {
+			b = append(b, strconv.FormatFloat(bk.GetUpperBound(), 'g', -1, 64)+":"+strconv.FormatUint(bk.GetCumulativeCount(), 10))
+		}
+		t.Logf("%s: count %d, mean %.3fs, cumulative buckets %v", mf.GetName(), h.GetSampleCount(), h.GetSampleSum()/float64(h.GetSampleCount()), b)
+	}
+	lk, err := lake.Open(context.Background(), cfg.Lake, "test", nil)
+	if err == nil {
+		_ = lk.FS.RemoveAll(lk.Layout.DatabaseDir())
+		lk.Close()
+	}
+}
