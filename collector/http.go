@@ -65,7 +65,7 @@ func (c *Collector) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		req, err = decodeProto(buf.Bytes())
 	}
 	if err != nil {
-		c.answerHTTP(w, mt, asJSON, "", badRequest(reasonDecode, "cannot deserialize request: %v", err), received, http.StatusBadRequest)
+		c.answerHTTP(w, mt, asJSON, guidOf(req), badRequest(reasonDecode, "cannot deserialize request: %v", err), received, http.StatusBadRequest)
 		return
 	}
 	o := c.submitAndWait(r.Context(), id, req, received)

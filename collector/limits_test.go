@@ -17,7 +17,7 @@ var badInputs = []struct {
 	name   string
 	json   bool
 	body   []byte
-	guid   string // the req_guid the reply must carry ("" when the request is unreadable)
+	guid   string // the req_guid the reply must carry: as far as the request could be read
 	reason string
 }{
 	{"illegal type", false, mustMarshal(batch("g1", "click", "Page-View")), "g1", `"Page-View"`},
@@ -27,22 +27,22 @@ var badInputs = []struct {
 	{"event too large", false, mustMarshal(&pb.SendEventRequest{ReqGuid: "g5", Events: []*pb.Event{{Type: "click", EventBytes: make([]byte, 2001)}}}), "g5", "more than the limit of 2000"},
 	{"long req_guid", false, mustMarshal(&pb.SendEventRequest{ReqGuid: strings.Repeat("x", 200)}), strings.Repeat("x", 200), "req_guid is 200 bytes"},
 	{"garbage proto", false, []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}, "", "cannot deserialize request"},
-	{"proto unknown field", false, append(mustMarshal(batch("g6", "click")), 0x20, 0x01), "", "unknown field"},
+	{"proto unknown field", false, append(mustMarshal(batch("g6", "click")), 0x20, 0x01), "g6", "unknown field"},
 	{"bad JSON", true, []byte(`{"req_guid":`), "", "cannot deserialize request"},
 	{"empty JSON", true, []byte(``), "", "empty JSON body"},
 	{"JSON array", true, []byte(`[]`), "", "want an object"},
-	{"unknown JSON field", true, []byte(`{"req_guid":"g","eventz":[]}`), "", `unknown field "eventz"`},
+	{"unknown JSON field", true, []byte(`{"req_guid":"g","eventz":[]}`), "g", `unknown field "eventz"`},
 	{"JSON wrong type", true, []byte(`{"req_guid":5}`), "", "req_guid: want a string, got number 5"},
 	{"byte out of range", true, []byte(`{"events":[{"type":"click","event_bytes":[1,256]}]}`), "", "256 is not a byte value"},
 	{"fractional byte", true, []byte(`{"events":[{"type":"click","event_bytes":[1.5]}]}`), "", "1.5 is not a byte value"},
 	{"negative byte", true, []byte(`{"events":[{"type":"click","event_bytes":[-1]}]}`), "", "-1 is not a byte value"},
 	{"bad base64", true, []byte(`{"events":[{"type":"click","event_bytes":"!!"}]}`), "", "not base64"},
-	{"field twice", true, []byte(`{"req_guid":"a","reqGuid":"b"}`), "", "given twice"},
+	{"field twice", true, []byte(`{"req_guid":"a","reqGuid":"b"}`), "a", "given twice"},
 	{"nanos out of range", true, []byte(`{"sent_time":{"seconds":1,"nanos":5000000000}}`), "", "not an integer of 32 bits"},
 	{"seconds out of range", true, []byte(`{"sent_time":{"seconds":99999999999999999999}}`), "", "not an integer of 64 bits"},
 	{"invalid timestamp", true, []byte(`{"sent_time":{"seconds":1,"nanos":-1}}`), "", "sent_time"},
 	{"bad RFC 3339", true, []byte(`{"sentTime":"yesterday"}`), "", "not an RFC 3339 time"},
-	{"trailing data", true, []byte(`{"req_guid":"g"} {}`), "", "data after the JSON object"},
+	{"trailing data", true, []byte(`{"req_guid":"g"} {}`), "g", "data after the JSON object"},
 	{"event null", true, []byte(`{"events":[null]}`), "", "events[0]"},
 	{"unknown event field", true, []byte(`{"events":[{"type":"click","bytes":"AA=="}]}`), "", `events[0]: unknown field "bytes"`},
 	{"invalid UTF-8", true, []byte("{\"req_guid\":\"\xff\"}"), "", "not valid UTF-8"},

@@ -353,7 +353,7 @@ func (w *wsConn) handle(kind int, buf interface{ Bytes() []byte }, received time
 		req, err = decodeProto(data)
 	}
 	if err != nil {
-		w.answer(asJSON, "", badRequest(reasonDecode, "cannot deserialize request: %v", err), received)
+		w.answer(asJSON, guidOf(req), badRequest(reasonDecode, "cannot deserialize request: %v", err), received)
 		return
 	}
 	guid := req.GetReqGuid()

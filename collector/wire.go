@@ -26,16 +26,27 @@ func (e *decodeError) Error() string { return e.msg }
 func badf(format string, args ...any) error { return &decodeError{fmt.Sprintf(format, args...)} }
 
 // decodeProto reads a binary SendEventRequest. Unknown fields are refused: dropping them would
-// lose data the client meant to send.
+// lose data the client meant to send. On error the request holds what was read before the
+// problem, so that the reply can still carry its req_guid (see guidOf).
 func decodeProto(b []byte) (*pb.SendEventRequest, error) {
 	req := &pb.SendEventRequest{}
 	if err := proto.Unmarshal(b, req); err != nil {
-		return nil, badf("%v", err)
+		return req, badf("%v", err)
 	}
 	if err := noUnknownFields(req); err != nil {
-		return nil, err
+		return req, err
 	}
 	return req, nil
+}
+
+// guidOf is the req_guid to echo in a reply: what the client sent, unless it is not something
+// a reply can carry.
+func guidOf(req *pb.SendEventRequest) string {
+	g := req.GetReqGuid()
+	if len(g) > maxReqGUIDBytes || !utf8.ValidString(g) {
+		return ""
+	}
+	return g
 }
 
 // noUnknownFields refuses field numbers that SendEventRequest (v1beta1) does not declare.
@@ -63,17 +74,18 @@ func noUnknownFields(req *pb.SendEventRequest) error {
 //     base64 (standard or URL-safe, padding optional).
 //
 // Anything that would lose data is refused: unknown or repeated fields, wrong types, numbers
-// that are not exact integers in range, invalid base64, invalid UTF-8, trailing data.
+// that are not exact integers in range, invalid base64, invalid UTF-8, trailing data. On error
+// the request holds what was read before the problem (for the reply's req_guid).
 func decodeJSON(b []byte) (*pb.SendEventRequest, error) {
+	req := &pb.SendEventRequest{}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, badf("empty JSON body")
+		return req, badf("empty JSON body")
 	}
 	if !utf8.Valid(b) {
-		return nil, badf("body is not valid UTF-8")
+		return req, badf("body is not valid UTF-8")
 	}
 	d := &jsonReader{dec: json.NewDecoder(bytes.NewReader(b))}
 	d.dec.UseNumber()
-	req := &pb.SendEventRequest{}
 	if err := d.object("request", func(key string) error {
 		switch {
 		case is(key, "req_guid", "reqGuid"):
@@ -85,10 +97,10 @@ func decodeJSON(b []byte) (*pb.SendEventRequest, error) {
 		}
 		return badf("unknown field %q", key)
 	}); err != nil {
-		return nil, err
+		return req, err
 	}
 	if _, err := d.dec.Token(); err != io.EOF {
-		return nil, badf("data after the JSON object")
+		return req, badf("data after the JSON object")
 	}
 	return req, nil
 }
