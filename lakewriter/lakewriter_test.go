@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -408,6 +409,25 @@ func checkLakeFS(t *testing.T, fsys lake.FS, dir, db string, want *produced) []s
 	return dataFiles
 }
 
+// testLake is a fresh lake for one test: a temporary directory, or a fresh directory on the real
+// HDFS of LAKEWRITER_TEST_HDFS when it is set (see real_test.go). It returns the lake URL, its
+// file system and the warehouse directory in it.
+func testLake(t *testing.T) (string, lake.FS, string) {
+	t.Helper()
+	url := os.Getenv("LAKEWRITER_TEST_HDFS")
+	if url == "" {
+		dir := t.TempDir()
+		return dir, lake.Local{}, filepath.ToSlash(dir)
+	}
+	url = strings.TrimSuffix(url, "/") + "/" + strings.NewReplacer("/", "_", "=", "_").Replace(t.Name()) + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	fsys, root, err := lake.OpenFS(url, lake.FSOptions{HDFSUser: os.Getenv("LAKEWRITER_TEST_HDFS_USER")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fsys.RemoveAll(root); fsys.Close() })
+	return url, fsys, root
+}
+
 var base = time.Date(2026, 11, 22, 13, 40, 0, 123456789, time.UTC)
 
 // TestLandsEveryRecordExactlyOnce produces every event type and every dead letter, runs the
@@ -493,7 +513,7 @@ func TestCrashAndReplay(t *testing.T) {
 				c := startKafka(t)
 				p := newProducer(t, c)
 				p.send(base, 2*time.Minute, 8, false)
-				dir := t.TempDir()
+				dir, fsys, root := testLake(t)
 				cfg := testConfig(c, dir)
 				if point != "mid-file" {
 					cfg.FileSize = 1 // commit after every batch
@@ -537,7 +557,7 @@ func TestCrashAndReplay(t *testing.T) {
 				if err := second.stop(t); err != nil {
 					t.Fatal(err)
 				}
-				checkLake(t, dir, p.want)
+				checkLakeFS(t, fsys, root, lake.DefaultDatabase, p.want)
 				replayed := counter(t, second.reg, "clickstream_lakewriter_renames_replayed_total")
 				orphans := counter(t, second.reg, "clickstream_lakewriter_orphans_removed_total")
 				switch point {

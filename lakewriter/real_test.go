@@ -11,6 +11,8 @@ import (
 	"github.com/clickstream/clickstream/services/lake"
 )
 
+// With LAKEWRITER_TEST_HDFS set, TestCrashAndReplay also runs on HDFS (see testLake).
+
 // TestRealLake runs the lakewriter against a real HDFS and Hive Metastore when they are given
 // (make stack-up starts them on 127.0.0.1):
 //
