@@ -53,6 +53,7 @@ type options struct {
 	fakeKafka  string
 	eventsPool int
 	cpuProfile string
+	idle       int
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.BoolVar(&o.store, "store", false, "with -embedded or -fake-kafka: keep the records (default: kfake discards them, BlackholeProduce)")
 	flag.StringVar(&o.fakeKafka, "fake-kafka", "", "only serve an in-process kfake broker on this address until interrupted")
 	flag.IntVar(&o.eventsPool, "pool", 1000, "distinct serialized sample events to cycle through")
+	flag.IntVar(&o.idle, "idle", 0, "instead of load: hold this many idle connections for -warmup, then report the collector's RSS per connection (needs -pid)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (this process) to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -100,7 +102,71 @@ func run0(ctx context.Context, o options, out io.Writer) error {
 		defer cleanup()
 		o.url, o.pid = url, pid
 	}
+	if o.idle > 0 {
+		return idle(ctx, o, out)
+	}
 	return generate(ctx, o, out)
+}
+
+// idle opens o.idle connections that only answer pings, waits o.warmup, and reports the
+// growth of the collector's resident memory per connection.
+func idle(ctx context.Context, o options, out io.Writer) error {
+	rss0, err := residentBytes(o.pid)
+	if err != nil {
+		return err
+	}
+	conns := make([]*websocket.Conn, 0, o.idle)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for i := range o.idle {
+		hdr := http.Header{}
+		hdr.Set(o.header, fmt.Sprintf("idle-%d-%d", os.Getpid(), i))
+		c, _, err := websocket.DefaultDialer.DialContext(ctx, o.url, hdr)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		go func() { // answers pings
+			for {
+				if _, _, err := c.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	select {
+	case <-time.After(o.warmup):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	rss1, err := residentBytes(o.pid)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "loadgen: %d idle connections to %s held %s: collector RSS %d -> %d KiB, %.1f KiB per connection\n",
+		o.idle, o.url, o.warmup, rss0>>10, rss1>>10, float64(rss1-rss0)/1024/float64(o.idle))
+	return nil
+}
+
+// residentBytes is VmRSS of pid from /proc (Linux).
+func residentBytes(pid int) (int64, error) {
+	if pid == 0 {
+		return 0, fmt.Errorf("-idle needs -pid")
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kib << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 func newCluster(store bool, addr string) (*kfake.Cluster, error) {

@@ -27,3 +27,14 @@ func TestEmbeddedRun(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleRun(t *testing.T) {
+	var out bytes.Buffer
+	o := options{idle: 20, warmup: 100 * time.Millisecond, header: "X-User-ID", embedded: true}
+	if err := run0(context.Background(), o, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`20 idle connections .* KiB per connection`).MatchString(out.String()) {
+		t.Fatalf("report: %s", out.String())
+	}
+}
