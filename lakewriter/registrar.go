@@ -126,8 +126,12 @@ func (r *registrar) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
-			if timer != nil {
-				<-timer // a failing metastore is not hammered by every commit
+			if timer != nil { // a failing metastore is not hammered by every commit
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer:
+				}
 			}
 		case <-timer:
 		}
