@@ -1,32 +1,446 @@
 // Package validator checks raw events against their protovalidate rules and moves each, exactly once, to its valid topic or the dead-letter queue.
+//
+// One loop polls the raw topics, judges every record (Checker.Check), produces it to its valid
+// topic or as a clickstream.v1.DeadLetter to the DLQ, and commits the consumed offsets in the
+// same Kafka transaction (kgo.GroupTransactSession). Readers of the valid topics and the DLQ must
+// read with isolation.level=read_committed; they then see every raw record exactly once, in one
+// of the two, whatever crashes, rebalances or aborts happened on the way.
 package validator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
 
-	"github.com/clickstream/clickstream/services/run"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"github.com/twmb/franz-go/plugin/kslog"
+	"google.golang.org/protobuf/proto"
+
+	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
+	"github.com/clickstream/clickstream/schemas/registry"
+	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/telemetry"
 )
+
+// healthCheck is the validator's readiness check.
+const healthCheck = "validator"
+
+// maxProduceAborts is how many transactions in a row may abort on produce errors before the
+// validator gives up (and its supervisor restarts it) rather than retry forever.
+const maxProduceAborts = 5
 
 // Validator is one running validator.
 type Validator struct {
-	cfg Config
-	log *slog.Logger
-	reg prometheus.Registerer
+	cfg     Config
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	health  *telemetry.Health
+	checker *Checker
+	m       *metrics
+	rawRe   *regexp.Regexp
+
+	// Owned by the Run goroutine.
+	topicTypes  map[string]string // raw topic -> captured type
+	validTopics map[string]string // event type -> valid topic
+	tally       *tally
+
+	mu  sync.Mutex
+	lag map[string]map[int32]int64 // raw topic -> partition -> records behind
 }
 
-// New checks cfg and builds the validator; nothing runs until Run.
+// New checks cfg, compiles every schema's decoder and rules, and builds the validator; nothing
+// runs until Run. A broken rule is an error here, with the broken_schema metric set.
 func New(cfg Config, deps run.Deps) (*Validator, error) {
+	return newValidator(cfg, deps, registry.Default())
+}
+
+func newValidator(cfg Config, deps run.Deps, reg *registry.Registry) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Validator{cfg: cfg, log: deps.Log, reg: deps.Reg}, nil
+	v := &Validator{
+		cfg:         cfg,
+		log:         deps.Log,
+		health:      deps.Health,
+		rawRe:       regexp.MustCompile(rawTopicRegex(cfg.RawTopicPattern)),
+		topicTypes:  map[string]string{},
+		validTopics: map[string]string{},
+		tally:       newTally(),
+		lag:         map[string]map[int32]int64{},
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Reg != nil {
+		v.reg = deps.Reg
+	} else {
+		v.reg = prometheus.NewRegistry()
+	}
+	if v.health == nil {
+		v.health = telemetry.NewHealth()
+	}
+	v.health.Set(healthCheck, "starting")
+	m, err := newMetrics(v.reg, reg.Names())
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	v.m = m
+	for _, t := range reg.Names() {
+		v.validTopics[t] = kafka.ValidTopic(t)
+	}
+	v.checker, err = NewChecker(reg, CheckerConfig{Decoder: cfg.Decoder, MaxEventBytes: cfg.MaxEventBytes})
+	if err != nil {
+		v.schemaBroken(err)
+		return nil, err
+	}
+	return v, nil
 }
 
-// Run works until ctx is cancelled, then shuts down gracefully.
-func (s *Validator) Run(ctx context.Context) error {
-	s.log.Info("started")
-	<-ctx.Done()
+// Run consumes, judges, produces and commits until ctx is cancelled, then finishes the current
+// transaction and leaves the group. It returns an error wrapping ErrBrokenSchema when an event
+// type's schema is broken or missing; nothing of that transaction is committed.
+func (v *Validator) Run(ctx context.Context) error {
+	sess, err := kgo.NewGroupTransactSession(v.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer sess.Close()
+	if v.cfg.CreateTopics {
+		if err := v.ensureTopics(ctx, sess.Client()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	v.health.Set(healthCheck, "")
+	v.log.Info("started", "raw_topics", v.rawRe.String(), "group", v.cfg.Group,
+		"transactional_id", v.cfg.transactionalID(), "decoder", v.cfg.Decoder, "version", v.checker.version)
+
+	produceAborts := 0
+	for ctx.Err() == nil {
+		fetches := sess.PollRecords(ctx, v.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			return errors.New("kafka client closed")
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				v.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		// The transaction runs to its end even when ctx is cancelled meanwhile: shutting down
+		// commits the records already polled rather than throwing the work away.
+		reason, err := v.transact(context.WithoutCancel(ctx), sess, fetches)
+		if err != nil {
+			v.health.Set(healthCheck, err.Error())
+			return err
+		}
+		if reason == abortProduce {
+			if produceAborts++; produceAborts >= maxProduceAborts {
+				err := fmt.Errorf("%d transactions in a row aborted on produce errors", produceAborts)
+				v.health.Set(healthCheck, err.Error())
+				return err
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		} else {
+			produceAborts = 0
+		}
+	}
+	v.health.Set(healthCheck, "stopped")
+	v.log.Info("stopped")
+	return nil
+}
+
+// transact processes one poll in one transaction. It returns the abort reason ("" when it
+// committed) or an error after which the validator must stop.
+func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) (string, error) {
+	if err := sess.Begin(); err != nil {
+		return abortError, fmt.Errorf("begin transaction: %w", err)
+	}
+	v.tally.reset()
+	var pmu sync.Mutex
+	var produceErr error
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			pmu.Lock()
+			if produceErr == nil {
+				produceErr = fmt.Errorf("produce %s: %w", r.Topic, err)
+			}
+			pmu.Unlock()
+		}
+	}
+	var schemaErr error
+	for it := fetches.RecordIter(); !it.Done(); {
+		out, err := v.route(it.Next())
+		if err != nil {
+			schemaErr = err
+			break
+		}
+		sess.Produce(ctx, out, promise)
+	}
+	if schemaErr != nil {
+		v.schemaBroken(schemaErr)
+		if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
+			v.log.Error("abort transaction", "err", err)
+		}
+		v.m.aborted.WithLabelValues(abortSchema).Inc()
+		return abortSchema, fmt.Errorf("validator stopped, nothing of the current transaction committed: %w", schemaErr)
+	}
+
+	start := time.Now()
+	flushErr := sess.Client().Flush(ctx)
+	pmu.Lock()
+	perr := produceErr
+	pmu.Unlock()
+	try := kgo.TryCommit
+	if flushErr != nil || perr != nil {
+		try = kgo.TryAbort
+	}
+	committed, err := sess.End(ctx, try)
+	v.m.commit.Observe(time.Since(start).Seconds())
+	switch {
+	case err != nil:
+		v.m.aborted.WithLabelValues(abortError).Inc()
+		return abortError, fmt.Errorf("end transaction: %w", errors.Join(err, flushErr, perr))
+	case try == kgo.TryAbort:
+		v.m.aborted.WithLabelValues(abortProduce).Inc()
+		v.log.Warn("transaction aborted: produce failed; its records will be processed again", "err", errors.Join(flushErr, perr))
+		return abortProduce, nil
+	case !committed:
+		v.m.aborted.WithLabelValues(abortRebalance).Inc()
+		v.log.Info("transaction aborted: the group rebalanced; its records will be processed again by their new owner")
+		return abortRebalance, nil
+	}
+	v.m.committed.Inc()
+	v.m.add(v.tally)
+	v.updateLag(fetches)
+	return "", nil
+}
+
+// route judges one raw record and builds the record that carries it onward: the same record
+// with a schema header to the type's valid topic, or a DeadLetter to the DLQ. Key, headers and
+// timestamp are the raw record's.
+func (v *Validator) route(r *kgo.Record) (*kgo.Record, error) {
+	topicType, ok := v.topicTypes[r.Topic]
+	if !ok {
+		if sm := v.rawRe.FindStringSubmatch(r.Topic); sm != nil {
+			topicType = sm[1]
+		}
+		v.topicTypes[r.Topic] = topicType
+	}
+	typ := topicType
+	if h := header(r.Headers, kafka.HeaderEventType); h != "" {
+		typ = h
+	}
+	res, err := v.checker.Check(typ, r.Value, Meta{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		TopicType: topicType, Timestamp: r.Timestamp})
+	if err != nil {
+		return nil, err
+	}
+	out := &kgo.Record{Key: r.Key, Timestamp: r.Timestamp}
+	if res.Valid() {
+		v.tally.addValid(typ)
+		out.Topic = v.validTopics[typ]
+		out.Value = r.Value
+		out.Headers = withSchema(r.Headers, res.Schema)
+		return out, nil
+	}
+	dl := res.DeadLetter
+	label := typ
+	if res.Schema == "" {
+		label = kafka.UnknownType // the client's type is client input: not a label value
+	}
+	v.tally.addDead(label, dl)
+	out.Topic = v.cfg.DLQTopic
+	out.Value = v.deadLetterValue(dl, r)
+	out.Headers = r.Headers
+	return out, nil
+}
+
+// deadLetterValue encodes dl. A dead letter too large for a record batch has its event bytes cut
+// (and says so in error), so that one huge event cannot block the stream.
+func (v *Validator) deadLetterValue(dl *clickstreamv1.DeadLetter, r *kgo.Record) []byte {
+	b, _ := proto.Marshal(dl) // a DeadLetter always encodes
+	limit := int(v.cfg.Producer.BatchMaxBytes) - recordSlack - len(r.Key)
+	for _, h := range r.Headers {
+		limit -= len(h.Key) + len(h.Value)
+	}
+	if len(b) <= limit {
+		return b
+	}
+	full := len(dl.EventBytes)
+	keep := max(0, full-(len(b)-limit))
+	dl.EventBytes = dl.EventBytes[:keep]
+	dl.Error += fmt.Sprintf("; event_bytes cut to their first %d of %d bytes to fit a record batch", keep, full)
+	b, _ = proto.Marshal(dl)
+	return b
+}
+
+// header returns the value of the first header called key.
+func header(hs []kgo.RecordHeader, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// withSchema returns the raw headers plus schema=<full name> (replacing a schema header, if any).
+func withSchema(hs []kgo.RecordHeader, schema string) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(hs)+1)
+	for _, h := range hs {
+		if h.Key != kafka.HeaderSchema {
+			out = append(out, h)
+		}
+	}
+	return append(out, kgo.RecordHeader{Key: kafka.HeaderSchema, Value: []byte(schema)})
+}
+
+// schemaBroken reports err, a problem with the schemas, in the metrics, readiness and log.
+func (v *Validator) schemaBroken(err error) {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var se *SchemaError
+		if errors.As(e, &se) {
+			v.m.brokenSchema.WithLabelValues(se.Type, se.Reason).Set(1)
+		}
+	}
+	v.health.Set(healthCheck, "broken schema: "+err.Error())
+	v.log.Error("broken schema: the validator stops; fix the schema or the registry, then restart", "err", err)
+}
+
+// updateLag records, for every partition of a committed poll, how far it is behind its end.
+func (v *Validator) updateLag(fetches kgo.Fetches) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	touched := map[string]bool{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		next := p.Records[len(p.Records)-1].Offset + 1
+		ps := v.lag[p.Topic]
+		if ps == nil {
+			ps = map[int32]int64{}
+			v.lag[p.Topic] = ps
+		}
+		ps[p.Partition] = max(0, p.HighWatermark-next)
+		touched[p.Topic] = true
+	})
+	for t := range touched {
+		v.setLagLocked(t)
+	}
+}
+
+func (v *Validator) setLagLocked(topic string) {
+	var sum int64
+	for _, n := range v.lag[topic] {
+		sum += n
+	}
+	v.m.lag.WithLabelValues(topic).Set(float64(sum))
+}
+
+// forgetPartitions drops the lag of partitions this instance no longer owns.
+func (v *Validator) forgetPartitions(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for t, ps := range gone {
+		for _, p := range ps {
+			delete(v.lag[t], p)
+		}
+		if _, ok := v.lag[t]; ok {
+			v.setLagLocked(t)
+		}
+	}
+}
+
+// clientOpts are the options of the transactional group client.
+func (v *Validator) clientOpts() []kgo.Opt {
+	c := v.cfg
+	opts := []kgo.Opt{
+		// What services/kafka.NewClient sets for every client.
+		kgo.SeedBrokers(c.Kafka.Brokers...),
+		kgo.ClientID(c.Kafka.ClientID),
+		kgo.DialTimeout(c.Kafka.DialTimeout),
+		kgo.RequestRetries(c.Kafka.RequestRetries),
+		kgo.WithLogger(kslog.New(v.log.With("component", "kafka"))),
+		kgo.WithHooks(kprom.NewMetrics(namespace, kprom.Registerer(v.reg), kprom.Subsystem("kafka"))),
+
+		// Consuming: every raw topic, new ones within MetadataMaxAge, only committed records
+		// (the collector's are all committed; read_committed also keeps aborted test data out).
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics(rawTopicRegex(c.RawTopicPattern)),
+		kgo.ConsumeExcludeTopics("^"+regexp.QuoteMeta(c.DLQTopic)+"$", kafka.ValidTopicRegex),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.MetadataMaxAge(c.MetadataMaxAge),
+		kgo.MetadataMinAge(min(c.MetadataMaxAge, time.Second)),
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
+		kgo.OnPartitionsRevoked(v.forgetPartitions),
+		kgo.OnPartitionsLost(v.forgetPartitions),
+
+		// Producing: transactional (hence idempotent, acks=all).
+		kgo.TransactionalID(c.transactionalID()),
+		kgo.TransactionTimeout(c.TransactionTimeout),
+		kgo.RecordDeliveryTimeout(c.TransactionTimeout),
+		kgo.ProducerLinger(c.Producer.Linger),
+		kgo.ProducerBatchMaxBytes(c.Producer.BatchMaxBytes),
+		kgo.MaxBufferedRecords(c.MaxPollRecords + 1),
+	}
+	switch c.Producer.Compression {
+	case "zstd":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	case "lz4":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	case "snappy":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+	default:
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	}
+	return opts
+}
+
+// ensureTopics waits for Kafka and creates the contract's topics that are missing.
+func (v *Validator) ensureTopics(ctx context.Context, cl *kgo.Client) error {
+	sctx, cancel := context.WithTimeout(ctx, v.cfg.StartupTimeout)
+	defer cancel()
+	if err := kafka.WaitForBrokers(sctx, cl); err != nil {
+		return err
+	}
+	types := make([]string, 0, len(v.validTopics))
+	for t := range v.validTopics {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	topics := kafka.ContractTopics(v.cfg.RawTopicPattern, types)
+	topics = append(topics, v.cfg.DLQTopic)
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+	if err := kafka.EnsureTopics(sctx, cl, v.cfg.Topics, topics...); err != nil {
+		return err
+	}
+	v.log.Info("kafka reachable, contract topics present", "topics", len(topics))
 	return nil
 }

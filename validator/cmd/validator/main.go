@@ -3,11 +3,11 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"github.com/clickstream/clickstream/services/run"
 	"github.com/clickstream/clickstream/services/telemetry"
 	"github.com/clickstream/clickstream/validator"
-	"time"
 )
 
 func main() {
