@@ -752,3 +752,54 @@ func TestMetastoreRegistration(t *testing.T) {
 	}
 	checkLake(t, dir, p.want)
 }
+
+// TestRebalance starts a second lakewriter in the same group while the first has files open,
+// then stops the first: partitions move twice, open files are committed on revoke, and the lake
+// still holds every record exactly once.
+func TestRebalance(t *testing.T) {
+	t.Parallel()
+	c := startKafka(t)
+	p := newProducer(t, c)
+	dir := t.TempDir()
+	cfg := testConfig(c, dir)
+	a := start(t, cfg, nil)
+	p.send(base, time.Minute, 4, false)
+	waitFor(t, "first instance caught up", func() bool { return a.caughtUp(p.want) })
+
+	b := start(t, cfg, nil)
+	both := func() bool {
+		for k, next := range p.want.next {
+			ok := false
+			for _, in := range []*instance{a, b} {
+				in.lw.mu.Lock()
+				if w := in.lw.tps[k]; w != nil && w.next >= next {
+					ok = true
+				}
+				in.lw.mu.Unlock()
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, "partitions shared", func() bool {
+		b.lw.mu.Lock()
+		defer b.lw.mu.Unlock()
+		return len(b.lw.tps) > 0
+	})
+	p.send(base.Add(time.Hour), time.Minute, 4, false)
+	waitFor(t, "both caught up", both)
+	if got := labeled(t, a.reg, "clickstream_lakewriter_commits_total", "reason", "revoke"); got == 0 {
+		t.Error("no commit on revoke")
+	}
+	if err := a.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	p.send(base.Add(2*time.Hour), time.Minute, 2, false)
+	waitFor(t, "second instance caught up alone", func() bool { return b.caughtUp(p.want) })
+	if err := b.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	checkLake(t, dir, p.want)
+}
