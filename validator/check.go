@@ -119,12 +119,22 @@ type checkType struct {
 // scratch is the reusable state of one goroutine decoding one type.
 type scratch struct {
 	shared hyperpb.Shared // DecoderHyperPB: the arena, freed after each event
+	buf    []byte         // DecoderHyperPB: the event bytes followed by hyperPad spare bytes
 	msg    proto.Message  // DecoderGenerated: the reused message
 }
 
-// hyperOpts alias strings into the event bytes instead of copying them: the message never
-// outlives the check, and the bytes outlive the message.
+// hyperOpts alias strings into the parsed buffer instead of copying them: the message never
+// outlives the check, and the buffer outlives the message.
 var hyperOpts = []hyperpb.UnmarshalOption{hyperpb.WithAllowAlias(true)}
+
+// hyperPad is the spare capacity kept after the bytes handed to hyperpb. Its parser reads
+// words of 8 bytes and may read past the end of the data; with 9 or more spare bytes in the
+// same allocation it parses in place (else it copies the input), and those reads stay inside
+// one allocation, which the race detector's pointer checks (checkptr) require.
+const hyperPad = 16
+
+// maxKeptBuf is the largest buffer kept for the next event; a larger one is left to the GC.
+const maxKeptBuf = 64 << 10
 
 // NewChecker compiles a decoder and the protovalidate rules of every type in reg, and checks
 // each type's rules once on an empty message so that a rule that does not compile (or fails
@@ -250,9 +260,18 @@ func (c *Checker) decodeValidate(ct *checkType, value []byte) (outcome, error) {
 	defer ct.pool.Put(s)
 	var msg proto.Message
 	if ct.hyper != nil {
+		if cap(s.buf) < len(value)+hyperPad {
+			s.buf = make([]byte, 0, len(value)+hyperPad)
+		}
+		s.buf = append(s.buf[:0], value...)
+		defer func() {
+			if cap(s.buf) > maxKeptBuf {
+				s.buf = nil
+			}
+		}()
 		hm := s.shared.NewMessage(ct.hyper)
 		defer s.shared.Free()
-		if err := hm.Unmarshal(value, hyperOpts...); err != nil {
+		if err := hm.Unmarshal(s.buf, hyperOpts...); err != nil {
 			return outcome{decodeErr: err}, nil
 		}
 		msg = hm
