@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -373,13 +374,13 @@ func (b *rowBuilder) build(m protoreflect.Message, sys sysValues) parquet.Row {
 	}
 	put := func(col int, v parquet.Value) { b.cols[col] = append(b.cols[col], v.Level(0, 0, col)) }
 	put(b.s.sys.receivedAt, parquet.Int64Value(sys.receivedAt.UnixMicro()))
-	put(b.s.sys.reqGUID, parquet.ByteArrayValue([]byte(sys.reqGUID)))
+	put(b.s.sys.reqGUID, parquet.ByteArrayValue(stringBytes(sys.reqGUID)))
 	if sys.hasIndex {
 		b.cols[b.s.sys.eventIndex] = append(b.cols[b.s.sys.eventIndex], parquet.Int32Value(sys.eventIndex).Level(0, 1, b.s.sys.eventIndex))
 	} else {
 		put(b.s.sys.eventIndex, parquet.NullValue())
 	}
-	put(b.s.sys.connGroup, parquet.ByteArrayValue([]byte(sys.connGroup)))
+	put(b.s.sys.connGroup, parquet.ByteArrayValue(stringBytes(sys.connGroup)))
 	put(b.s.sys.partition, parquet.Int32Value(sys.partition))
 	put(b.s.sys.offset, parquet.Int64Value(sys.offset))
 	b.row = b.row[:0]
@@ -478,6 +479,10 @@ func lessMapKey(a, b protoreflect.MapKey) bool {
 	}
 }
 
+// stringBytes views s as bytes without copying. The row's values are copied into the column
+// buffers by WriteRows while the message (which owns s) is alive, and nothing writes to them.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 func scalarValue(n *node, v protoreflect.Value) parquet.Value {
 	switch n.scalar {
 	case scBool:
@@ -497,7 +502,7 @@ func scalarValue(n *node, v protoreflect.Value) parquet.Value {
 	case scDouble:
 		return parquet.DoubleValue(v.Float())
 	case scString:
-		return parquet.ByteArrayValue([]byte(v.String()))
+		return parquet.ByteArrayValue(stringBytes(v.String()))
 	case scBytes:
 		return parquet.ByteArrayValue(v.Bytes())
 	case scEnum:
