@@ -210,8 +210,9 @@ func Write(w io.Writer, schema *parquet.Schema, rows []map[string]any, rowGroupR
 }
 
 // ReadRows reads every row of a Parquet file with Arrow, each as the JSON object Arrow renders
-// for it (timestamps as strings), so that rows of different files compare as values.
-func ReadRows(r io.ReaderAt, size int64) ([]map[string]any, error) {
+// for it (timestamps as strings), so that rows of different files compare as values. With
+// columns (top-level primitive columns), only those are read.
+func ReadRows(r io.ReaderAt, size int64, columns ...string) ([]map[string]any, error) {
 	pr, err := file.NewParquetReader(io.NewSectionReader(r, 0, size))
 	if err != nil {
 		return nil, err
@@ -220,7 +221,15 @@ func ReadRows(r io.ReaderAt, size int64) ([]map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	var leaves []int
+	for _, c := range columns {
+		i := pr.MetaData().Schema.ColumnIndexByName(c)
+		if i < 0 {
+			return nil, fmt.Errorf("no column %s", c)
+		}
+		leaves = append(leaves, i)
+	}
+	rr, err := fr.GetRecordReader(context.Background(), leaves, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -387,4 +387,3 @@ func resolveKeys(s *arrow.Schema, opt Options) (keys, error) {
 }
 
 func recordBytes(rec arrow.RecordBatch) int64 { return util.TotalRecordSize(rec) }
-

@@ -168,13 +168,13 @@ func TestRewriteDedupsSortsAndKeepsTheSchema(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			t.Parallel()
 			in, out := t.TempDir(), t.TempDir()
-			files, distinct := partition(t, in, typ, 12, 150, 40)
+			files, distinct := partition(t, in, typ, 8, 60, 15)
 			want := expected(t, files)
 			if len(want) != distinct {
 				t.Fatalf("fixture: %d distinct rows, want %d", len(want), distinct)
 			}
 			res, outs := rewriteTo(t, out, inputsOf(files), testOptions())
-			if res.RowsIn != int64(distinct+11*40) || res.RowsOut != int64(distinct) || res.Duplicates != 11*40 {
+			if res.RowsIn != int64(distinct+7*15) || res.RowsOut != int64(distinct) || res.Duplicates != 7*15 {
 				t.Fatalf("rows in %d out %d duplicates %d", res.RowsIn, res.RowsOut, res.Duplicates)
 			}
 			if len(outs) != 1 || res.Runs != 1 {
@@ -202,15 +202,15 @@ func diffRows(t testing.TB, want, got []map[string]any) {
 func TestRewriteSpillsAndMergesToTheSameResult(t *testing.T) {
 	t.Parallel()
 	in := t.TempDir()
-	files, _ := partition(t, in, "purchase", 10, 300, 50)
+	files, _ := partition(t, in, "purchase", 8, 150, 30)
 	want := expected(t, files)
 
 	opt := testOptions()
-	opt.TargetFileBytes = 64 << 10
-	opt.RowGroupBytes = 16 << 10
+	opt.TargetFileBytes = 32 << 10
+	opt.RowGroupBytes = 8 << 10
 	one, outsOne := rewriteTo(t, t.TempDir(), inputsOf(files), opt)
 
-	opt.SortBufferBytes = 200 << 10 // a few batches per run
+	opt.SortBufferBytes = 100 << 10 // a few batches per run
 	opt.SpillDir = t.TempDir()
 	many, outsMany := rewriteTo(t, t.TempDir(), inputsOf(files), opt)
 	if many.Runs < 3 {
@@ -234,7 +234,7 @@ func TestRewriteSpillsAndMergesToTheSameResult(t *testing.T) {
 		}
 	}
 	if one.Files[0].RowGroups < 2 {
-		t.Errorf("want several row groups of 16 KiB, got %+v", one.Files)
+		t.Errorf("want several row groups of 8 KiB, got %+v", one.Files)
 	}
 	left, _ := os.ReadDir(opt.SpillDir)
 	if len(left) != 0 {
