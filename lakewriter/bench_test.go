@@ -1,15 +1,22 @@
 package lakewriter
 
 import (
+	"context"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/schemas/samples"
+	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/lake"
+	"github.com/clickstream/clickstream/services/run"
 )
 
 // BenchmarkWriteRows measures the per-record cost of the write path without Kafka or a file
@@ -52,4 +59,64 @@ func BenchmarkWriteRows(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLakewriter measures records per second through the whole service on kfake and a
+// local directory: consume (read_committed), decode, write Parquet, commit on size. The group
+// join happens before the timer starts.
+//
+//	go test -run '^$' -bench Lakewriter -benchtime 200000x ./lakewriter/
+func BenchmarkLakewriter(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(testPartitions, allTopics()...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	at := time.Now().UTC()
+	topic := kafka.ValidTopic("page_view")
+	produce := func(n int) {
+		for i := range n {
+			m := samples.Event("page_view", i, at)
+			cl.Produce(context.Background(), &kgo.Record{Topic: topic, Value: samples.Marshal(m), Timestamp: at,
+				Headers: headers(i, at, "page_view", "clickstream.events.v1.PageView")}, nil)
+		}
+		if err := cl.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Telemetry.AdminAddr = ""
+	cfg.Kafka.Brokers = c.ListenAddrs()
+	cfg.Lake.URL = b.TempDir()
+	cfg.FileSize = 32 << 20
+	lw, err := New(cfg, run.Deps{Reg: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lw.Run(ctx) }()
+	consumed := func() float64 {
+		return testutil.ToFloat64(lw.m.consumed.WithLabelValues("page_view"))
+	}
+	produce(1)
+	for consumed() < 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ResetTimer()
+	produce(b.N)
+	for consumed() < float64(b.N+1) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
