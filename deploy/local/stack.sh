@@ -231,14 +231,15 @@ render_all() {
 
 pidfile() { echo "$RUN/$1.pid"; }
 
-# running NAME: the saved pid is alive and is our JVM (its command line carries the marker)
+# running NAME: the saved pid is alive and is the process stack.sh started (not a reused pid)
 running() {
   local pf pid
   pf="$(pidfile "$1")"
   [[ -f "$pf" ]] || return 1
   pid="$(cat "$pf")"
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-Dclickstream.component=$1 "
+  # spawn() puts the marker in the environment, which survives the exec of launchers (Trino's)
+  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "CLICKSTREAM_COMPONENT=$1"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -259,7 +260,7 @@ spawn() { # name logfile java_home args... ; starts detached, saves the pid
   # shell writes its own pid and then execs the JVM, so the saved pid is the JVM's whether or not
   # setsid had to fork.
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' spawn "$(pidfile "$name")" \
-    env JAVA_HOME="$jh" PATH="$jh/bin:$PATH" "$@" >>"$logf" 2>&1 </dev/null &
+    env CLICKSTREAM_COMPONENT="$name" JAVA_HOME="$jh" PATH="$jh/bin:$PATH" "$@" >>"$logf" 2>&1 </dev/null &
   local i
   for ((i = 0; i < 50; i++)); do [[ -s "$(pidfile "$name")" ]] && break; sleep 0.1; done
 }
@@ -391,7 +392,13 @@ start_hms() {
   port_busy_check hms "$HMS_PORT"
   need_java17
   mkdir -p "$INFRA/hms"
-  log "hms: starting on 127.0.0.1:$HMS_PORT (the first start creates the Derby schema)"
+  local first=0
+  [[ -d "$INFRA/hms/metastore_db" ]] || first=1
+  if ((first)); then
+    log "hms: starting on 127.0.0.1:$HMS_PORT (first start: DataNucleus creates the Derby schema)"
+  else
+    log "hms: starting on 127.0.0.1:$HMS_PORT"
+  fi
   # derby.system.home keeps derby.log out of the working directory
   spawn hms "$LOGS/hms.log" "$JAVA17_HOME" java "${JDK17_OPENS[@]}" -Dclickstream.component=hms \
     "-Xmx$HMS_HEAP" -XX:+UseG1GC -Dderby.system.home="$INFRA/hms" \
@@ -401,6 +408,14 @@ start_hms() {
     -cp "$CONF/hms:$INFRA/hms/lib/*" org.apache.hadoop.hive.metastore.HiveMetaStore
   wait_for hms "$LOGS/hms.log" "thrift port $HMS_PORT" port_open "$HMS_PORT"
   wait_for hms "$LOGS/hms.log" "get_all_databases answering 'default'" hms_ready
+  if ((first)); then
+    # The metastore's direct-SQL self test ran before the schema existed, so this first process
+    # would stay on the slower JDO-only path: restart it once on the now complete schema.
+    log "hms: restarting once on the freshly created schema (enables direct SQL)"
+    stop_one hms
+    cp "$LOGS/hms.log" "$LOGS/hms-first-start.log"
+    start_hms
+  fi
 }
 
 trino_ready() {
