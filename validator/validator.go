@@ -198,7 +198,7 @@ func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession
 			v.log.Error("abort transaction", "err", err)
 		}
 		v.m.aborted.WithLabelValues(abortSchema).Inc()
-		return abortSchema, fmt.Errorf("validator stopped, nothing of the current transaction committed: %w", schemaErr)
+		return abortSchema, fmt.Errorf("broken schema, validator stopped (nothing of the current transaction committed): %w", schemaErr)
 	}
 
 	start := time.Now()
@@ -403,8 +403,10 @@ func (v *Validator) clientOpts() []kgo.Opt {
 
 		// Producing: transactional (hence idempotent, acks=all).
 		kgo.TransactionalID(c.transactionalID()),
+		// No kgo.RecordDeliveryTimeout: franz-go measures it from the record's timestamp, which is
+		// the raw record's (often old) receive time here. The broker's transaction timeout bounds
+		// a stuck transaction instead.
 		kgo.TransactionTimeout(c.TransactionTimeout),
-		kgo.RecordDeliveryTimeout(c.TransactionTimeout),
 		kgo.ProducerLinger(c.Producer.Linger),
 		kgo.ProducerBatchMaxBytes(c.Producer.BatchMaxBytes),
 		kgo.MaxBufferedRecords(c.MaxPollRecords + 1),

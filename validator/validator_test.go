@@ -1,0 +1,396 @@
+package validator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
+	"github.com/clickstream/clickstream/schemas/registry"
+	"github.com/clickstream/clickstream/schemas/samples"
+	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/telemetry"
+	"github.com/clickstream/clickstream/validator/validatortest"
+)
+
+const testPartitions = 3
+
+var testBase = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
+
+// contractTopics are the topics of the default registry plus the DLQ.
+func contractTopics() []string {
+	return kafka.ContractTopics(kafka.DefaultRawTopicPattern, registry.Default().Names())
+}
+
+func startKafka(t *testing.T, topics ...string) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(testPartitions, topics...),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func testConfig(brokers []string) Config {
+	cfg := DefaultConfig()
+	cfg.Telemetry.AdminAddr = ""
+	cfg.Kafka.Brokers = brokers
+	cfg.InstanceID = "test"
+	cfg.CreateTopics = false
+	cfg.SessionTimeout = time.Second
+	cfg.MetadataMaxAge = 300 * time.Millisecond
+	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.Producer.Linger = 0
+	return cfg
+}
+
+type instance struct {
+	v      *Validator
+	reg    *prometheus.Registry
+	health *telemetry.Health
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg Config, reg *registry.Registry) *instance {
+	t.Helper()
+	if reg == nil {
+		reg = registry.Default()
+	}
+	in := &instance{reg: prometheus.NewRegistry(), health: telemetry.NewHealth(), done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	v, err := newValidator(cfg, run.Deps{Log: log, Reg: in.reg, Health: in.health}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.v = v
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	go func() { in.done <- v.Run(ctx) }()
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+// stop shuts the instance down gracefully (once) and returns Run's error.
+func (in *instance) stop(t *testing.T) error {
+	t.Helper()
+	in.cancel()
+	select {
+	case err, ok := <-in.done:
+		if ok {
+			close(in.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("validator did not stop")
+	}
+	return nil
+}
+
+// wait returns Run's error once it stops on its own.
+func (in *instance) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-in.done:
+		close(in.done)
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("validator did not stop on its own")
+	}
+	return nil
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// metricSum is the sum of every series of the named metric whose labels include match.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range match {
+				if labels[k] != v {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+func produce(t *testing.T, c *kfake.Cluster, events []validatortest.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := validatortest.Produce(ctx, c.ListenAddrs(), events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readOutputs(t *testing.T, brokers []string, want int) validatortest.Outputs {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := validatortest.ReadOutputs(ctx, brokers, kafka.DefaultDLQTopic, want, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func count(events []validatortest.Event) (valid, dead int) {
+	for _, e := range events {
+		if e.Valid {
+			valid++
+		} else {
+			dead++
+		}
+	}
+	return valid, dead
+}
+
+// TestLoop sends a mix of every example, valid and invalid, through one validator and checks
+// every output record, the metrics, and a graceful stop.
+func TestLoop(t *testing.T) {
+	c := startKafka(t, contractTopics()...)
+	events := validatortest.Mixed(kafka.DefaultRawTopicPattern, 0, 450, testBase)
+	big := validatortest.NewEvent(kafka.DefaultRawTopicPattern, len(events), "page_view",
+		samples.Marshal(samples.Event("page_view", 9, testBase)), testBase.Add(time.Hour))
+	big.Record.Value = append(big.Record.Value, make([]byte, 3000)...)
+	big.Valid, big.Kind = false, clickstreamv1.FailureKind_FAILURE_KIND_TOO_LARGE
+	events = append(events, big)
+	produce(t, c, events)
+
+	cfg := testConfig(c.ListenAddrs())
+	cfg.MaxEventBytes = 2000
+	cfg.MaxPollRecords = 100
+	in := start(t, cfg, nil)
+	out := readOutputs(t, c.ListenAddrs(), len(events))
+	if err := validatortest.Verify(events, out); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second round on the running validator.
+	more := validatortest.Mixed(kafka.DefaultRawTopicPattern, len(events), 150, testBase.Add(2*time.Hour))
+	produce(t, c, more)
+	events = append(events, more...)
+	out = readOutputs(t, c.ListenAddrs(), len(events))
+	if err := validatortest.Verify(events, out); err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := in.health.Ready(); !ok {
+		t.Errorf("not ready while running: %v", why)
+	}
+
+	if err := in.stop(t); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	valid, dead := count(events)
+	received := metricSum(t, in.reg, "clickstream_validator_received_total", nil)
+	gotValid := metricSum(t, in.reg, "clickstream_validator_valid_total", nil)
+	gotDead := metricSum(t, in.reg, "clickstream_validator_dead_lettered_total", nil)
+	if received != float64(len(events)) || gotValid != float64(valid) || gotDead != float64(dead) || received != gotValid+gotDead {
+		t.Errorf("received %v valid %v dead %v, want %d = %d + %d", received, gotValid, gotDead, len(events), valid, dead)
+	}
+	for typ, want := range map[string]int{"click": 0, kafka.UnknownType: 0} {
+		_ = want
+		if metricSum(t, in.reg, "clickstream_validator_received_total", map[string]string{"type": typ}) == 0 {
+			t.Errorf("no received events of type %s", typ)
+		}
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_dead_lettered_total", map[string]string{"kind": "too_large"}); n != 1 {
+		t.Errorf("too_large = %v, want 1", n)
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_violations_total", map[string]string{"rule_id": "purchase.items_currency"}); n == 0 {
+		t.Error("no purchase.items_currency violations counted")
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_transactions_committed_total", nil); n == 0 {
+		t.Error("no committed transactions counted")
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_transaction_commit_seconds", nil); n == 0 {
+		t.Error("no commit latency observed")
+	}
+	if ok, _ := in.health.Ready(); ok {
+		t.Error("still ready after stop")
+	}
+}
+
+// TestNewRawTopicIsConsumed creates a raw topic while the validator runs: its events must come
+// through without a restart.
+func TestNewRawTopicIsConsumed(t *testing.T) {
+	topics := []string{kafka.DefaultDLQTopic}
+	for _, typ := range samples.Types {
+		topics = append(topics, kafka.ValidTopic(typ))
+	}
+	c := startKafka(t, append(topics, kafka.RawTopic(kafka.DefaultRawTopicPattern, "click"))...)
+	in := start(t, testConfig(c.ListenAddrs()), nil)
+	var events []validatortest.Event
+	for i := range 10 {
+		events = append(events, validatortest.NewEvent(kafka.DefaultRawTopicPattern, i, "click",
+			samples.Marshal(samples.Event("click", i, testBase)), testBase))
+	}
+	produce(t, c, events)
+	if err := validatortest.Verify(events, readOutputs(t, c.ListenAddrs(), len(events))); err != nil {
+		t.Fatal(err)
+	}
+
+	adm := kadm.NewClient(newClient(t, c))
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, kafka.RawTopic(kafka.DefaultRawTopicPattern, "page_view")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 20; i++ {
+		events = append(events, validatortest.NewEvent(kafka.DefaultRawTopicPattern, i, "page_view",
+			samples.Marshal(samples.Event("page_view", i, testBase)), testBase))
+	}
+	produce(t, c, events[10:])
+	if err := validatortest.Verify(events, readOutputs(t, c.ListenAddrs(), len(events))); err != nil {
+		t.Fatal(err)
+	}
+	_ = in
+}
+
+func newClient(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// committedOffsets are the group's committed offsets of topic, by partition.
+func committedOffsets(t *testing.T, c *kfake.Cluster, group, topic string) map[int32]int64 {
+	t.Helper()
+	adm := kadm.NewClient(newClient(t, c))
+	resp, err := adm.FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for p, o := range resp[topic] {
+		out[p] = o.At
+	}
+	return out
+}
+
+// TestBrokenRuleStops feeds a rule that fails to evaluate on some data: the validator must stop
+// with ErrBrokenSchema, set the gauge, turn readiness off, dead-letter nothing and commit
+// nothing of the transaction holding the event.
+func TestBrokenRuleStops(t *testing.T) {
+	reg := testRegistry(t, "thing", "this.name == '' || int(this.name) > 0")
+	raw := kafka.RawTopic(kafka.DefaultRawTopicPattern, "thing")
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, raw, kafka.ValidTopic("thing"), kafka.DefaultDLQTopic),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var events []validatortest.Event
+	for i, name := range []string{"1", "22", "abc", "333"} {
+		e := validatortest.NewEvent(kafka.DefaultRawTopicPattern, i, "thing", thing(name), testBase)
+		e.Record.Topic = raw
+		events = append(events, e)
+	}
+	produce(t, c, events)
+
+	in := start(t, testConfig(c.ListenAddrs()), reg)
+	err = in.wait(t)
+	var se *SchemaError
+	if !errors.Is(err, ErrBrokenSchema) || !errors.As(err, &se) || se.Reason != ReasonBrokenRule || se.Type != "thing" {
+		t.Fatalf("Run = %v, want a broken rule of thing", err)
+	}
+	if !strings.Contains(err.Error(), "runtime error") {
+		t.Errorf("error does not say what broke: %v", err)
+	}
+	if g := metricSum(t, in.reg, "clickstream_validator_broken_schema", map[string]string{"type": "thing", "reason": ReasonBrokenRule}); g != 1 {
+		t.Errorf("broken_schema gauge = %v, want 1", g)
+	}
+	if ok, why := in.health.Ready(); ok || !strings.Contains(strings.Join(why, ";"), "broken schema") {
+		t.Errorf("readiness %v %v, want not ready: broken schema", ok, why)
+	}
+	if at, ok := committedOffsets(t, c, testConfig(nil).Group, raw)[0]; ok && at > events[2].Record.Offset {
+		t.Errorf("committed offset %d: past the event that broke the rule (offset %d)", at, events[2].Record.Offset)
+	}
+	out, err := validatortest.ReadOutputs(context.Background(), c.ListenAddrs(), kafka.DefaultDLQTopic, 0, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Dead) != 0 || len(out.Valid) > 2 {
+		t.Errorf("%d valid, %d dead-lettered out; want at most the 2 events before the broken one, none dead-lettered", len(out.Valid), len(out.Dead))
+	}
+}
+
+// TestMissingSchemaStops: a raw topic of its own for a type the registry does not know means
+// the validator runs with old schemas; it must stop rather than dead-letter the events.
+func TestMissingSchemaStops(t *testing.T) {
+	raw := kafka.RawTopic(kafka.DefaultRawTopicPattern, "checkout_started")
+	c := startKafka(t, append(contractTopics(), raw)...)
+	e := validatortest.NewEvent(kafka.DefaultRawTopicPattern, 0, "checkout_started", []byte{0x0a, 0x01, 'x'}, testBase)
+	e.Record.Topic = raw
+	produce(t, c, []validatortest.Event{e})
+	in := start(t, testConfig(c.ListenAddrs()), nil)
+	err := in.wait(t)
+	var se *SchemaError
+	if !errors.As(err, &se) || se.Reason != ReasonMissingSchema || se.Type != "checkout_started" {
+		t.Fatalf("Run = %v, want a missing schema of checkout_started", err)
+	}
+	if g := metricSum(t, in.reg, "clickstream_validator_broken_schema", map[string]string{"type": "checkout_started", "reason": ReasonMissingSchema}); g != 1 {
+		t.Errorf("broken_schema gauge = %v, want 1", g)
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_dead_lettered_total", nil); n != 0 {
+		t.Errorf("%v events dead-lettered", n)
+	}
+}
+
+func TestBrokenRuleAtStartUp(t *testing.T) {
+	reg := testRegistry(t, "thing", "this.name > 3")
+	preg := prometheus.NewRegistry()
+	health := telemetry.NewHealth()
+	_, err := newValidator(testConfig([]string{"127.0.0.1:1"}), run.Deps{Reg: preg, Health: health}, reg)
+	if !errors.Is(err, ErrBrokenSchema) {
+		t.Fatalf("New = %v, want ErrBrokenSchema", err)
+	}
+	if g := metricSum(t, preg, "clickstream_validator_broken_schema", map[string]string{"type": "thing"}); g != 1 {
+		t.Errorf("broken_schema gauge = %v, want 1", g)
+	}
+	if ok, _ := health.Ready(); ok {
+		t.Error("ready with a broken schema")
+	}
+}
