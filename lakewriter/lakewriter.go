@@ -135,7 +135,7 @@ func (s *Lakewriter) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
-		kgo.MetadataMaxAge(30*time.Second),
+		kgo.MetadataMaxAge(10*time.Second), // regex consumption: new topics are found this fast
 	)
 	if err != nil {
 		return err
