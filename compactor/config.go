@@ -48,7 +48,9 @@ type Config struct {
 	// RowGroupBytes is the compressed size of a row group (parquet.block.size in parquet-mr).
 	RowGroupBytes int64 `env:"ROW_GROUP_BYTES" doc:"compressed Parquet row group size, in bytes (parquet.block.size)"`
 	// SortBufferBytes is the Arrow memory one sorted run may take; a partition that needs more is
-	// sorted in runs spilled to SpillDir and merged.
+	// sorted in runs spilled to SpillDir and merged. Peak memory is about this plus the row group
+	// being written (compressed) plus ~60 MiB for the Parquet writer's encoders and page buffers
+	// plus ~40 bytes per distinct row for deduplication.
 	SortBufferBytes int64 `env:"SORT_BUFFER_BYTES" doc:"memory of one in-memory sort run, in bytes; larger partitions spill to SPILL_DIR"`
 	// SpillDir holds the sorted runs of large partitions, on local disk (empty: the OS temp dir).
 	SpillDir string `env:"SPILL_DIR" doc:"local directory for sorted runs of large partitions (empty: the OS temp directory)"`
@@ -75,7 +77,7 @@ func DefaultConfig() Config {
 		Grace:           time.Hour,
 		TargetFileBytes: 512 << 20,
 		RowGroupBytes:   128 << 20,
-		SortBufferBytes: 256 << 20,
+		SortBufferBytes: 64 << 20,
 		SortKeys:        []string{"user_id", "event_time"},
 		SortFallback:    []string{"_received_at"},
 		ShutdownTimeout: 30 * time.Second,

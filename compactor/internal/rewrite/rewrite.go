@@ -227,7 +227,7 @@ func openAll(inputs []Input) ([]inputFile, error) {
 		}
 		props := parquet.NewReaderProperties(nil)
 		props.BufferedStreamEnabled = true
-		props.BufferSize = 1 << 20
+		props.BufferSize = 256 << 10
 		pq, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()), file.WithReadProps(props))
 		if err != nil {
 			f.Close()

@@ -240,6 +240,18 @@ func TestRewriteSpillsAndMergesToTheSameResult(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("spill files left behind: %v", left)
 	}
+
+	// More runs than one merge reads at once: they are merged in two levels.
+	opt.BatchRows, opt.SortBufferBytes = 8, 1
+	deep, outsDeep := rewriteTo(t, t.TempDir(), inputsOf(files), opt)
+	if deep.Runs <= maxFanIn {
+		t.Fatalf("%d runs, want more than %d", deep.Runs, maxFanIn)
+	}
+	var got []map[string]any
+	for _, o := range outsDeep {
+		got = append(got, jsonRows(t, o)...)
+	}
+	diffRows(t, want, got)
 }
 
 func TestRewriteDedupsByRequestWithoutAnID(t *testing.T) {

@@ -220,50 +220,98 @@ func (s *sorter) spill() error {
 	if len(s.batches) == 0 {
 		return nil
 	}
-	f, err := os.CreateTemp(s.opt.SpillDir, "compactor-run-*.arrow")
-	if err != nil {
-		return fmt.Errorf("spill: %w", err)
-	}
-	s.spilled = append(s.spilled, f.Name())
-	w, err := ipc.NewFileWriter(f, ipc.WithSchema(s.schema), ipc.WithAllocator(s.mem), ipc.WithLZ4())
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("spill: %w", err)
-	}
 	var sources []source
 	for _, b := range s.batches {
 		sources = append(sources, &memSource{b: b})
 	}
 	s.batches, s.bytes = nil, 0
-	err = s.merge(sources, s.chunkRows(spillBatchBytes), w.Write)
-	if cerr := w.Close(); err == nil {
-		err = cerr
+	name, err := s.writeRun(sources)
+	if err != nil {
+		return err
+	}
+	s.spilled = append(s.spilled, name)
+	return nil
+}
+
+// mergeRuns merges the first n spilled runs into one that takes their place.
+func (s *sorter) mergeRuns(n int) error {
+	sources, err := s.openRuns(s.spilled[:n])
+	if err != nil {
+		return err
+	}
+	name, err := s.writeRun(sources)
+	if err != nil {
+		return err
+	}
+	for _, old := range s.spilled[:n] {
+		os.Remove(old)
+	}
+	s.spilled = append([]string{name}, s.spilled[n:]...)
+	return nil
+}
+
+// writeRun merges sources into a new temporary Arrow IPC file and returns its name.
+func (s *sorter) writeRun(sources []source) (string, error) {
+	f, err := os.CreateTemp(s.opt.SpillDir, "compactor-run-*.arrow")
+	if err != nil {
+		closeSources(sources)
+		return "", fmt.Errorf("spill: %w", err)
+	}
+	w, err := ipc.NewFileWriter(f, ipc.WithSchema(s.schema), ipc.WithAllocator(s.mem), ipc.WithLZ4())
+	if err == nil {
+		err = s.merge(sources, s.chunkRows(spillBatchBytes), w.Write)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		closeSources(sources)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("spill: %w", err)
+		os.Remove(f.Name())
+		return "", fmt.Errorf("spill: %w", err)
 	}
-	return nil
+	return f.Name(), nil
 }
 
-// finish merges the runs on disk and the batches in memory into out.
-func (s *sorter) finish(out func(arrow.RecordBatch) error) error {
+// maxFanIn bounds how many sorted runs one merge reads at once (each holds a batch in memory);
+// more runs are first merged into fewer, longer ones.
+const maxFanIn = 32
+
+// openRuns opens spilled runs as merge sources.
+func (s *sorter) openRuns(names []string) ([]source, error) {
 	var sources []source
-	for _, name := range s.spilled {
+	for _, name := range names {
 		f, err := os.Open(name)
 		if err != nil {
 			closeSources(sources)
-			return fmt.Errorf("open sorted run: %w", err)
+			return nil, fmt.Errorf("open sorted run: %w", err)
 		}
 		r, err := ipc.NewFileReader(f, ipc.WithAllocator(s.mem))
 		if err != nil {
 			f.Close()
 			closeSources(sources)
-			return fmt.Errorf("open sorted run: %w", err)
+			return nil, fmt.Errorf("open sorted run: %w", err)
 		}
 		sources = append(sources, &runSource{f: f, r: r, enc: s.keys.encoder()})
+	}
+	return sources, nil
+}
+
+// finish merges the runs on disk and the batches in memory into out.
+func (s *sorter) finish(out func(arrow.RecordBatch) error) error {
+	// Merge the oldest runs into one until a final merge reads at most maxFanIn of them; the
+	// merged run takes their place, first, so rows with equal keys keep their read order.
+	for len(s.spilled) > maxFanIn {
+		if err := s.mergeRuns(maxFanIn); err != nil {
+			return err
+		}
+	}
+	sources, err := s.openRuns(s.spilled)
+	if err != nil {
+		return err
 	}
 	for _, b := range s.batches {
 		sources = append(sources, &memSource{b: b})
