@@ -26,7 +26,10 @@
 #   CLICKSTREAM_HDFS_PORT [8020]    CLICKSTREAM_HDFS_HTTP_PORT [9870]
 #   CLICKSTREAM_DN_PORT [9866]      CLICKSTREAM_DN_HTTP_PORT [9864]   CLICKSTREAM_DN_IPC_PORT [9867]
 #   CLICKSTREAM_HMS_PORT [9083]     CLICKSTREAM_TRINO_PORT [8088] (not 8080: the collector's)
-#   CLICKSTREAM_WAREHOUSE [/warehouse]  HDFS dir of the metastore's warehouse (mode 777)
+#   CLICKSTREAM_WAREHOUSE [/warehouse]  HDFS dir of the lake: the metastore's external warehouse
+#                              (metastore.warehouse.external.dir), mode 777
+#   CLICKSTREAM_MANAGED_WAREHOUSE [/user/hive/warehouse]  the metastore's managed warehouse (mode 777);
+#                              must not contain the lake (Hive 4 refuses external tables under it)
 #   CLICKSTREAM_KAFKA_HEAP [512m]  CLICKSTREAM_NN_HEAP [512m]  CLICKSTREAM_DN_HEAP [512m]
 #   CLICKSTREAM_HMS_HEAP [1g]      CLICKSTREAM_TRINO_HEAP [2G]  CLICKSTREAM_SPARK_DRIVER_MEMORY [1g]
 #   CLICKSTREAM_WAIT_SECONDS [240]  health-wait limit per component
@@ -48,6 +51,7 @@ DN_IPC_PORT="${CLICKSTREAM_DN_IPC_PORT:-9867}"
 HMS_PORT="${CLICKSTREAM_HMS_PORT:-9083}"
 TRINO_PORT="${CLICKSTREAM_TRINO_PORT:-8088}"
 WAREHOUSE="${CLICKSTREAM_WAREHOUSE:-/warehouse}"
+MANAGED_WAREHOUSE="${CLICKSTREAM_MANAGED_WAREHOUSE:-/user/hive/warehouse}"
 KAFKA_HEAP="${CLICKSTREAM_KAFKA_HEAP:-512m}"
 NN_HEAP="${CLICKSTREAM_NN_HEAP:-512m}"
 DN_HEAP="${CLICKSTREAM_DN_HEAP:-512m}"
@@ -206,7 +210,7 @@ render() { # template output
       -e "s#@HDFS_PORT@#$HDFS_PORT#g" -e "s#@HDFS_HTTP_PORT@#$HDFS_HTTP_PORT#g" \
       -e "s#@DN_PORT@#$DN_PORT#g" -e "s#@DN_HTTP_PORT@#$DN_HTTP_PORT#g" -e "s#@DN_IPC_PORT@#$DN_IPC_PORT#g" \
       -e "s#@HMS_PORT@#$HMS_PORT#g" -e "s#@TRINO_PORT@#$TRINO_PORT#g" -e "s#@TRINO_HEAP@#$TRINO_HEAP#g" \
-      -e "s#@WAREHOUSE@#$WAREHOUSE#g" "$1" >"$2"
+      -e "s#@WAREHOUSE@#$WAREHOUSE#g" -e "s#@MANAGED_WAREHOUSE@#$MANAGED_WAREHOUSE#g" "$1" >"$2"
 }
 
 render_all() {
@@ -345,11 +349,12 @@ hdfs_safemode_off() {
 webhdfs() { # method path op [query]
   curl -sf --max-time 10 -X "$1" "http://127.0.0.1:$HDFS_HTTP_PORT/webhdfs/v1$2?op=$3&user.name=$USER_NAME${4:+&$4}"
 }
-hdfs_warehouse_ok() {
-  webhdfs PUT "$WAREHOUSE" MKDIRS "permission=777" | grep -q '"boolean" *: *true' &&
-    webhdfs PUT "$WAREHOUSE" SETPERMISSION "permission=777" >/dev/null &&
-    webhdfs GET "$WAREHOUSE" GETFILESTATUS | grep -q '"permission" *: *"777"'
+hdfs_dir_777() { # path: create (or keep) an HDFS directory with mode 777
+  webhdfs PUT "$1" MKDIRS "permission=777" | grep -q '"boolean" *: *true' &&
+    webhdfs PUT "$1" SETPERMISSION "permission=777" >/dev/null &&
+    webhdfs GET "$1" GETFILESTATUS | grep -q '"permission" *: *"777"'
 }
+hdfs_warehouse_ok() { hdfs_dir_777 "$WAREHOUSE" && hdfs_dir_777 "$MANAGED_WAREHOUSE"; }
 
 start_hdfs() {
   need_java17
@@ -382,7 +387,7 @@ start_hdfs() {
   fi
   wait_for datanode "$LOGS/datanode.log" "a live DataNode" hdfs_live_datanode
   wait_for namenode "$LOGS/namenode.log" "safe mode off" hdfs_safemode_off
-  wait_for namenode "$LOGS/namenode.log" "warehouse dir $WAREHOUSE (mode 777)" hdfs_warehouse_ok
+  wait_for namenode "$LOGS/namenode.log" "warehouse dirs $WAREHOUSE, $MANAGED_WAREHOUSE (mode 777)" hdfs_warehouse_ok
 }
 
 hms_ready() { "$PYTHON" "$HERE/tools/hms_ping.py" 127.0.0.1 "$HMS_PORT" 10 | grep -qx default; }
@@ -522,6 +527,7 @@ CLICKSTREAM_HDFS_NAMENODE=127.0.0.1:$HDFS_PORT
 CLICKSTREAM_HDFS_URI=hdfs://127.0.0.1:$HDFS_PORT
 CLICKSTREAM_HDFS_USER=$USER_NAME
 CLICKSTREAM_WAREHOUSE_URI=hdfs://127.0.0.1:$HDFS_PORT$WAREHOUSE
+CLICKSTREAM_MANAGED_WAREHOUSE_URI=hdfs://127.0.0.1:$HDFS_PORT$MANAGED_WAREHOUSE
 CLICKSTREAM_HMS_ADDR=127.0.0.1:$HMS_PORT
 CLICKSTREAM_HMS_URI=thrift://127.0.0.1:$HMS_PORT
 CLICKSTREAM_TRINO_URL=http://127.0.0.1:$TRINO_PORT
@@ -538,8 +544,8 @@ cmd_spark_sql() {
   need_java17
   export JAVA_HOME="$JAVA17_HOME" PATH="$JAVA17_HOME/bin:$PATH" SPARK_LOCAL_IP=127.0.0.1
   export CLICKSTREAM_INFRA_DIR="$INFRA" CLICKSTREAM_HDFS_PORT="$HDFS_PORT" CLICKSTREAM_HMS_PORT="$HMS_PORT"
-  export CLICKSTREAM_WAREHOUSE="$WAREHOUSE" CLICKSTREAM_SPARK_DRIVER_MEMORY="${CLICKSTREAM_SPARK_DRIVER_MEMORY:-1g}"
-  export HADOOP_USER_NAME="${HADOOP_USER_NAME:-$USER_NAME}"
+  export CLICKSTREAM_MANAGED_WAREHOUSE="$MANAGED_WAREHOUSE" CLICKSTREAM_SPARK_DRIVER_MEMORY="${CLICKSTREAM_SPARK_DRIVER_MEMORY:-1g}"
+  export HADOOP_USER_NAME="${HADOOP_USER_NAME:-$USER_NAME}" SPARK_LOCAL_DIRS="$INFRA/spark/work"
   exec "$INFRA/spark/venv/bin/python" "$HERE/spark/query.py" "$@"
 }
 

@@ -22,7 +22,7 @@ Parquet tables are read by Spark's own Parquet reader (spark.sql.hive.convertMet
 
 Environment (stack.sh sets these from its own settings):
   CLICKSTREAM_INFRA_DIR, CLICKSTREAM_HDFS_PORT [8020], CLICKSTREAM_HMS_PORT [9083],
-  CLICKSTREAM_WAREHOUSE [/warehouse], CLICKSTREAM_SPARK_DRIVER_MEMORY [1g],
+  CLICKSTREAM_MANAGED_WAREHOUSE [/user/hive/warehouse], CLICKSTREAM_SPARK_DRIVER_MEMORY [1g],
   CLICKSTREAM_SPARK_CONF: extra "key=value" settings separated by ';'.
 """
 import argparse
@@ -65,7 +65,8 @@ def build_session(args):
     infra = os.path.abspath(infra)
     hdfs = "hdfs://127.0.0.1:%s" % os.environ.get("CLICKSTREAM_HDFS_PORT", "8020")
     hms = "thrift://127.0.0.1:%s" % os.environ.get("CLICKSTREAM_HMS_PORT", "9083")
-    warehouse = hdfs + os.environ.get("CLICKSTREAM_WAREHOUSE", "/warehouse")
+    # Spark's own (managed) tables go to the metastore's managed warehouse, not into the lake
+    warehouse = hdfs + os.environ.get("CLICKSTREAM_MANAGED_WAREHOUSE", "/user/hive/warehouse")
     jars_dir = os.path.join(infra, "spark-hive", "lib")
     if not glob.glob(os.path.join(jars_dir, "hive-metastore-*.jar")):
         raise SystemExit("query.py: no Hive 4.1 client jars in %s: run deploy/local/stack.sh up" % jars_dir)
@@ -84,7 +85,6 @@ def build_session(args):
          .config("spark.ui.enabled", "false")
          .config("spark.ui.showConsoleProgress", "false")
          .config("spark.sql.shuffle.partitions", "2")
-         .config("spark.local.dir", work)
          .config("spark.sql.session.timeZone", "UTC")
          .config("spark.hadoop.fs.defaultFS", hdfs)
          .config("spark.hadoop.hive.metastore.uris", hms)
