@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path"
 	"regexp"
@@ -349,8 +350,8 @@ func (s *Lakewriter) commit(w *partitionWriter, reason string) error {
 	for _, f := range w.sortedFiles() {
 		df := lake.DataFile{Topic: w.topic, Partition: w.partition, FirstOffset: f.first, LastOffset: f.last}
 		err := f.pf.close(df, w.schema.Message.FullName())
-		if err == nil {
-			err = f.w.Close()
+		if cerr := f.w.Close(); err == nil {
+			err = cerr
 		}
 		f.closed = true
 		if err == nil {
@@ -373,6 +374,14 @@ func (s *Lakewriter) commit(w *partitionWriter, reason string) error {
 		return s.recoverAndSeek(w)
 	}
 	if err != nil {
+		// The marker may exist although writing it failed (an HDFS close that timed out after
+		// the NameNode completed the file): remove it before discarding the staging files, or
+		// recovery would trust a marker whose files are gone.
+		marker := path.Join(layout.CommitLogDir(w.topic, w.partition), markerName(rec.start))
+		if rmErr := fsys.Remove(marker); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+			s.fatal = fmt.Errorf("commit %s+%d at %d: write marker: %w; remove it: %w (the next start recovers)", w.topic, w.partition, rec.start, err, rmErr)
+			return s.fatal
+		}
 		return s.failBeforeMarker(w, fmt.Errorf("write commit marker: %w", err))
 	}
 	for i, f := range rec.files {
