@@ -72,6 +72,7 @@ type Compactor struct {
 	lake      *lake.Lake
 	schemas   *registry.Registry
 	closeOnce sync.Once
+	mu        sync.Mutex // one CompactOnce at a time
 
 	now  func() time.Time
 	hook func(step string) error // fault injection for tests: an error aborts the compaction there
@@ -160,8 +161,11 @@ type PartitionReport struct {
 
 // CompactOnce looks at every partition once: it deletes replaced files whose grace period is
 // over and compacts the sealed partitions that are due. A failing partition does not stop the
-// others; the errors are joined.
+// others; the errors are joined. Calls are serialised; only one compactor may work on a lake at
+// a time (run one replica, or a Job that does not overlap itself).
 func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	rep := Report{Pending: map[string][]string{}}
 	now := c.now()
 	tables, err := c.tables()

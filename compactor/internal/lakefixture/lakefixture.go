@@ -202,7 +202,8 @@ func value(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 
 // Write writes rows into w as one Parquet file of schema, zstd, one row group per rowGroupRows.
 func Write(w io.Writer, schema *parquet.Schema, rows []map[string]any, rowGroupRows int64) error {
-	pw := parquet.NewGenericWriter[map[string]any](w, schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows))
+	pw := parquet.NewGenericWriter[map[string]any](w, schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows),
+		parquet.KeyValueMetadata("clickstream.message", schema.Name()), parquet.KeyValueMetadata("clickstream.rows", fmt.Sprint(len(rows))))
 	if _, err := pw.Write(rows); err != nil {
 		return err
 	}

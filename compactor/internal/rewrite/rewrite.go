@@ -71,7 +71,8 @@ type Options struct {
 	ZstdLevel int
 	// CreatedBy is written as the files' created_by.
 	CreatedBy string
-	// Metadata is added to every output file's key-value metadata.
+	// Metadata is added to every output file's key-value metadata, after the entries that all
+	// input files share (their lineage, such as the protobuf message's name).
 	Metadata map[string]string
 	// Allocator allocates Arrow memory (nil = Go's heap).
 	Allocator memory.Allocator
@@ -174,13 +175,17 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 		return res, nil
 	}
 
+	metadata := sharedMetadata(files)
+	for k, v := range opt.Metadata {
+		metadata[k] = v
+	}
 	w := &output{
 		ctx: ctx, create: create, schema: target, arrowProps: arrowProps,
 		props: func(first arrow.RecordBatch) *parquet.WriterProperties {
 			extra := append(dictionaryColumns(first), parquet.WithSortingColumns(sorting))
 			return writerProps(opt, root, extra...)
 		},
-		rowGroupBytes: opt.RowGroupBytes, metadata: opt.Metadata,
+		rowGroupBytes: opt.RowGroupBytes, metadata: metadata,
 		rowsPerFile:  rowsPerFile(res.BytesIn, s.rowsIn, s.rowsOut, opt.TargetFileBytes),
 		rowGroupRows: max(1, int64(float64(opt.RowGroupBytes)*float64(s.rowsIn)/float64(max(res.BytesIn, 1)))),
 	}
@@ -198,6 +203,34 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 	}
 	res.Files = w.files
 	return res, nil
+}
+
+// sharedMetadata are the key-value metadata entries every input file has with the same value
+// (entries naming one file's offsets differ and are dropped). The Arrow schema is not carried
+// over: the output's schema is derived again.
+func sharedMetadata(files []inputFile) map[string]string {
+	out := map[string]string{}
+	for i, f := range files {
+		kv := f.pq.MetaData().KeyValueMetadata()
+		have := map[string]string{}
+		for j, k := range kv.Keys() {
+			have[k] = kv.Values()[j]
+		}
+		if i == 0 {
+			for k, v := range have {
+				if k != "ARROW:schema" {
+					out[k] = v
+				}
+			}
+			continue
+		}
+		for k, v := range out {
+			if hv, ok := have[k]; !ok || hv != v {
+				delete(out, k)
+			}
+		}
+	}
+	return out
 }
 
 // rowsPerFile spreads rowsOut evenly over as many files as the target size needs, estimating the

@@ -134,8 +134,28 @@ func parquetSchema(t testing.TB, name string) string {
 	return strings.ReplaceAll(b.String(), "force_set_converted_type=true", "force_set_converted_type=false")
 }
 
+func fileMetadata(t testing.TB, name string) map[string]string {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := pr.MetaData().KeyValueMetadata()
+	out := map[string]string{}
+	for i, k := range kv.Keys() {
+		out[k] = kv.Values()[i]
+	}
+	return out
+}
+
 func testOptions() Options {
 	return Options{
+		Metadata:        map[string]string{"test.option": "kept"},
 		SortKeys:        []string{"user_id", "event_time"},
 		SortFallback:    []string{"_received_at"},
 		IDColumn:        "event_id",
@@ -185,6 +205,9 @@ func TestRewriteDedupsSortsAndKeepsTheSchema(t *testing.T) {
 				got = append(got, jsonRows(t, o)...)
 			}
 			diffRows(t, want, got)
+			if md := fileMetadata(t, outs[0]); md["clickstream.message"] == "" || md["clickstream.rows"] != "" || md["test.option"] != "kept" {
+				t.Errorf("metadata %v: want the inputs' shared entries and the options' ones", md)
+			}
 			if a, b := parquetSchema(t, files[0]), parquetSchema(t, outs[0]); a != b {
 				t.Fatalf("schema changed:\n%s\n---- became ----\n%s", a, b)
 			}
