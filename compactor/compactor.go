@@ -187,7 +187,7 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 				return rep, err
 			}
 			rep.Partitions++
-			pr, deleted, due, err := c.partition(ctx, table, p, now)
+			pr, deleted, due, err := c.partition(ctx, table, p, now, false)
 			rep.Deleted += deleted
 			if err != nil {
 				rep.Errors++
@@ -206,6 +206,17 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 	}
 	c.m.lastScan.SetToCurrentTime()
 	return rep, errors.Join(errs...)
+}
+
+// CompactPartition compacts one partition now, sealed or not, if it has files the current
+// generation does not hold (operators, and tests that cannot wait for an hour to seal). It
+// returns nil when there was nothing to do. Replaced files past their grace period are deleted
+// as in CompactOnce.
+func (c *Compactor) CompactPartition(ctx context.Context, table string, p lake.Partition) (*PartitionReport, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pr, _, _, err := c.partition(ctx, table, p, c.now(), true)
+	return pr, err
 }
 
 // tables lists the tables to compact.
@@ -282,7 +293,7 @@ func (s *partState) genDir(n int) string { return path.Join(s.genRoot, genName(n
 
 // partition handles one partition: rescue and cleanup of earlier swaps, then compaction when
 // due. due reports whether it needed compacting (for the pending gauge).
-func (c *Compactor) partition(ctx context.Context, table string, p lake.Partition, now time.Time) (pr *PartitionReport, deleted int, due bool, err error) {
+func (c *Compactor) partition(ctx context.Context, table string, p lake.Partition, now time.Time, force bool) (pr *PartitionReport, deleted int, due bool, err error) {
 	st, err := c.state(ctx, table, p)
 	if err != nil || st == nil {
 		if err != nil {
@@ -296,7 +307,7 @@ func (c *Compactor) partition(ctx context.Context, table string, p lake.Partitio
 		c.m.errors.WithLabelValues(table, "cleanup").Inc()
 		return nil, deleted, false, err
 	}
-	if !c.due(st, now) {
+	if !c.due(st, now, force) {
 		return nil, deleted, false, nil
 	}
 	start := time.Now()
@@ -462,7 +473,10 @@ func (c *Compactor) late(st *partState) []fs.FileInfo {
 
 // due reports whether the partition is sealed and worth compacting: never compacted and more
 // than one file or a small one, or compacted and late files arrived since.
-func (c *Compactor) due(st *partState, now time.Time) bool {
+func (c *Compactor) due(st *partState, now time.Time, force bool) bool {
+	if force {
+		return len(c.late(st)) > 0
+	}
 	if now.Before(st.part.End().Add(c.cfg.Lateness)) {
 		return false
 	}

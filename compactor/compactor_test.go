@@ -471,6 +471,30 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 }
 
+func TestCompactPartitionBeforeItIsSealed(t *testing.T) {
+	t.Parallel()
+	tl := newTestLake(t, true)
+	tl.columns = keyColumns
+	tl.smallFiles()
+	original, _ := tl.visible()
+	tl.clock = part.End().Add(-time.Minute)
+	c := tl.compactor(nil)
+	if rep, err := c.CompactOnce(context.Background()); err != nil || len(rep.Compacted) != 0 {
+		t.Fatalf("CompactOnce before sealing = %+v, %v", rep, err)
+	}
+	pr, err := c.CompactPartition(context.Background(), table, part)
+	if err != nil || pr == nil || pr.Generation != 1 {
+		t.Fatalf("CompactPartition = %+v, %v", pr, err)
+	}
+	got, _ := tl.visible()
+	if d := lakefixture.Diff(lakefixture.Distinct(original), got); d != "" {
+		t.Fatal(d)
+	}
+	if pr, err := c.CompactPartition(context.Background(), table, part); err != nil || pr != nil {
+		t.Fatalf("second CompactPartition = %+v, %v; want nothing to do", pr, err)
+	}
+}
+
 func TestUnregisteredPartitionIsLeftAlone(t *testing.T) {
 	t.Parallel()
 	tl := newTestLake(t, true)
