@@ -52,8 +52,10 @@ type Config struct {
 	MaxPollRecords int `env:"MAX_POLL_RECORDS" doc:"most raw records in one transaction (max.poll.records)"`
 	// MaxEventBytes refuses larger events as TOO_LARGE without decoding them.
 	MaxEventBytes int `env:"MAX_EVENT_BYTES" doc:"events larger than this are dead-lettered as TOO_LARGE"`
-	// Decoder is how events are decoded: hyperpb (default, fastest) or generated.
-	Decoder string `env:"DECODER" doc:"event decoder: hyperpb or generated (generated Go types, dynamicpb for others)"`
+	// Decoder is how events are decoded: generated (default: protobuf-go's generated types when
+	// linked in, dynamicpb otherwise) or hyperpb (faster, fewer allocations; opt-in because
+	// hyperpb v0.1.3 crashes on some malformed input, which a guard keeps from it: see guard.go).
+	Decoder string `env:"DECODER" doc:"event decoder: generated (protobuf-go) or hyperpb (faster, opt-in, see README)"`
 
 	// CreateTopics creates the contract's topics (kafka.ContractTopics: every type's raw and
 	// valid topic, the catch-all and the DLQ) at start-up if they are missing.
@@ -96,7 +98,7 @@ func DefaultConfig() Config {
 		MetadataMaxAge:     5 * time.Second,
 		MaxPollRecords:     10000,
 		MaxEventBytes:      1000000,
-		Decoder:            DecoderHyperPB,
+		Decoder:            DecoderGenerated,
 
 		CreateTopics:   true,
 		Topics:         kafka.Topics{Partitions: 3, ReplicationFactor: -1},

@@ -131,7 +131,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		EnvPrefix + "METADATA_MAX_AGE":         "2s",
 		EnvPrefix + "MAX_POLL_RECORDS":         "500",
 		EnvPrefix + "MAX_EVENT_BYTES":          "4096",
-		EnvPrefix + "DECODER":                  "generated",
+		EnvPrefix + "DECODER":                  "hyperpb",
 		EnvPrefix + "CREATE_TOPICS":            "false",
 		EnvPrefix + "TOPIC_PARTITIONS":         "12",
 		EnvPrefix + "TOPIC_REPLICATION_FACTOR": "3",
@@ -158,7 +158,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	want.RawTopicPattern, want.DLQTopic, want.Group = "events.%s.raw", "events.dlq", "g"
 	want.TransactionalID, want.InstanceID = "tx", "pod-1"
 	want.TransactionTimeout, want.SessionTimeout, want.MetadataMaxAge = 20*time.Second, 9*time.Second, 2*time.Second
-	want.MaxPollRecords, want.MaxEventBytes, want.Decoder = 500, 4096, DecoderGenerated
+	want.MaxPollRecords, want.MaxEventBytes, want.Decoder = 500, 4096, DecoderHyperPB
 	want.CreateTopics, want.Topics = false, kafka.Topics{Partitions: 12, ReplicationFactor: 3}
 	want.StartupTimeout = time.Minute
 	want.Producer = ProducerConfig{Compression: "lz4", Linger: 0, BatchMaxBytes: 2000000}

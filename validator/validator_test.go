@@ -185,9 +185,15 @@ func count(events []validatortest.Event) (valid, dead int) {
 	return valid, dead
 }
 
-// TestLoop sends a mix of every example, valid and invalid, through one validator and checks
-// every output record, the metrics, and a graceful stop.
+// TestLoop sends a mix of every example, valid and invalid, through one validator (with each
+// decoder) and checks every output record, the metrics, and a graceful stop.
 func TestLoop(t *testing.T) {
+	for _, dec := range decoders {
+		t.Run(dec, func(t *testing.T) { testLoop(t, dec) })
+	}
+}
+
+func testLoop(t *testing.T, decoder string) {
 	c := startKafka(t, contractTopics()...)
 	events := validatortest.Mixed(kafka.DefaultRawTopicPattern, 0, 450, testBase)
 	big := validatortest.NewEvent(kafka.DefaultRawTopicPattern, len(events), "page_view",
@@ -200,6 +206,7 @@ func TestLoop(t *testing.T) {
 	cfg := testConfig(c.ListenAddrs())
 	cfg.MaxEventBytes = 2000
 	cfg.MaxPollRecords = 100
+	cfg.Decoder = decoder
 	in := start(t, cfg, nil)
 	out := readOutputs(t, c.ListenAddrs(), len(events))
 	if err := validatortest.Verify(events, out); err != nil {
