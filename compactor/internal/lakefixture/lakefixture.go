@@ -42,9 +42,11 @@ type System struct {
 	KafkaOffset    int64
 }
 
-// Schema is the lake table schema of md, fields in message order, then the system columns.
-func Schema(md protoreflect.MessageDescriptor) *parquet.Schema {
+// Schema is the lake table schema of md, fields in message order, then the system columns. The
+// fields named in without are left out (an older version of the message).
+func Schema(md protoreflect.MessageDescriptor, without ...string) *parquet.Schema {
 	g := group(md)
+	g = slices.DeleteFunc(g, func(f parquet.Field) bool { return slices.Contains(without, f.Name()) })
 	g = append(g,
 		field{"_received_at", parquet.Timestamp(parquet.Microsecond)},
 		field{"_req_guid", parquet.String()},

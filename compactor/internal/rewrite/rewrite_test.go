@@ -3,6 +3,7 @@ package rewrite
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
 
@@ -275,6 +277,61 @@ func TestRewriteSpillsAndMergesToTheSameResult(t *testing.T) {
 		got = append(got, jsonRows(t, o)...)
 	}
 	diffRows(t, want, got)
+}
+
+func TestRewriteMergesAnOlderSchema(t *testing.T) {
+	t.Parallel()
+	in := t.TempDir()
+	files, _ := partition(t, in, "purchase", 4, 50, 10)
+	// Two more files written before the message had its coupon and card fields.
+	et, _ := registry.Default().Lookup("purchase")
+	old := lakefixture.Schema(et.Message, "coupon", "card")
+	for f := range 2 {
+		var rows []map[string]any
+		for i := range 40 {
+			n := 1000 + f*40 + i
+			rows = append(rows, lakefixture.Row(samples.Event("purchase", n, hour.Add(time.Duration(n)*time.Millisecond)), lakefixture.System{ReceivedAt: hour, ReqGUID: "old"}))
+		}
+		var buf bytes.Buffer
+		if err := lakefixture.Write(&buf, old, rows, 100); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(in, fmt.Sprintf("old-%d.parquet", f))
+		if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append([]string{name}, files...) // the older files come first
+	}
+	var all []map[string]any
+	for _, f := range files {
+		for _, r := range jsonRows(t, f) {
+			if _, ok := r["coupon"]; !ok {
+				r["coupon"], r["card"] = nil, nil
+			}
+			all = append(all, r)
+		}
+	}
+	want := lakefixture.Distinct(all)
+	_, outs := rewriteTo(t, t.TempDir(), inputsOf(files), testOptions())
+	var got []map[string]any
+	for _, o := range outs {
+		got = append(got, jsonRows(t, o)...)
+	}
+	diffRows(t, want, got)
+	if a, b := parquetSchema(t, files[len(files)-1]), parquetSchema(t, outs[0]); a != b {
+		t.Fatalf("want the newest schema:\n%s\n---- got ----\n%s", a, b)
+	}
+}
+
+func TestRewriteRefusesAChangedColumnType(t *testing.T) {
+	t.Parallel()
+	_, err := unify([]*arrow.Schema{
+		arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.BinaryTypes.String}}, nil),
+		arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}}, nil),
+	})
+	if !errors.Is(err, ErrSchema) {
+		t.Fatalf("unify = %v, want ErrSchema", err)
+	}
 }
 
 func TestRewriteDedupsByRequestWithoutAnID(t *testing.T) {

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -16,12 +17,22 @@ import (
 // one the files have. The partition is left as it is.
 var ErrSchema = errors.New("schema cannot be preserved")
 
-// unify returns the schema of the compacted files: the columns of the first file, then the
-// columns that later files add (the lake's schema evolution only appends nullable columns).
-// A column present in several files must have the same type, nullability and metadata in each.
+// unify returns the schema of the compacted files: the columns of the widest file (the newest
+// of the widest, since the lake's schema evolution only adds nullable columns), then any column
+// only older files have. A column present in several files must have the same type,
+// nullability and metadata in each; a column some files lack must be nullable.
 func unify(schemas []*arrow.Schema) (*arrow.Schema, error) {
-	var fields []arrow.Field
+	base := 0
+	for i, s := range schemas {
+		if s.NumFields() >= schemas[base].NumFields() {
+			base = i
+		}
+	}
+	fields := slices.Clone(schemas[base].Fields())
 	index := map[string]int{}
+	for i, f := range fields {
+		index[f.Name] = i
+	}
 	for _, s := range schemas {
 		for _, f := range s.Fields() {
 			i, ok := index[f.Name]
