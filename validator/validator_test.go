@@ -401,3 +401,56 @@ func TestBrokenRuleAtStartUp(t *testing.T) {
 		t.Error("ready with a broken schema")
 	}
 }
+
+// TestRebalance runs two validators in one group: the second joins mid-stream and the first
+// leaves mid-stream, so partitions move while transactions are open. Every event must still
+// come out exactly once, and the two instances' received counters must add up to the events.
+func TestRebalance(t *testing.T) {
+	c := startKafka(t, contractTopics()...)
+	events := validatortest.Mixed(kafka.DefaultRawTopicPattern, 0, 1500, testBase)
+	produce(t, c, events)
+
+	cfgA := testConfig(c.ListenAddrs())
+	cfgA.InstanceID = "a"
+	cfgA.MaxPollRecords = 10
+	a := start(t, cfgA, nil)
+	waitFor(t, "a to commit", func() bool {
+		return metricSum(t, a.reg, "clickstream_validator_transactions_committed_total", nil) >= 5
+	})
+	cfgB := cfgA
+	cfgB.InstanceID = "b"
+	b := start(t, cfgB, nil)
+	waitFor(t, "b to commit", func() bool {
+		return metricSum(t, b.reg, "clickstream_validator_transactions_committed_total", nil) >= 3
+	})
+	if err := a.stop(t); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	out := readOutputs(t, c.ListenAddrs(), len(events))
+	if err := validatortest.Verify(events, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.stop(t); err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	ra := metricSum(t, a.reg, "clickstream_validator_received_total", nil)
+	rb := metricSum(t, b.reg, "clickstream_validator_received_total", nil)
+	if ra+rb != float64(len(events)) {
+		t.Errorf("received a %v + b %v = %v, want %d", ra, rb, ra+rb, len(events))
+	}
+	t.Logf("a received %v, b %v; aborted on rebalance: a %v, b %v", ra, rb,
+		metricSum(t, a.reg, "clickstream_validator_transactions_aborted_total", map[string]string{"reason": abortRebalance}),
+		metricSum(t, b.reg, "clickstream_validator_transactions_aborted_total", map[string]string{"reason": abortRebalance}))
+}
+
+// waitFor polls cond until it holds; the bound only stops a hung test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
