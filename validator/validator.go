@@ -282,11 +282,13 @@ func (v *Validator) deadLetterValue(dl *clickstreamv1.DeadLetter, r *kgo.Record)
 	if len(b) <= limit {
 		return b
 	}
-	full := len(dl.EventBytes)
-	keep := max(0, full-(len(b)-limit))
-	dl.EventBytes = dl.EventBytes[:keep]
-	dl.Error += fmt.Sprintf("; event_bytes cut to their first %d of %d bytes to fit a record batch", keep, full)
-	b, _ = proto.Marshal(dl)
+	full, keep, base := len(dl.EventBytes), len(dl.EventBytes), dl.Error
+	for len(b) > limit && keep > 0 {
+		keep = max(0, keep-(len(b)-limit))
+		dl.EventBytes = dl.EventBytes[:keep]
+		dl.Error = base + fmt.Sprintf("; event_bytes cut to their first %d of %d bytes to fit a record batch", keep, full)
+		b, _ = proto.Marshal(dl)
+	}
 	return b
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
 
 	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
 	"github.com/clickstream/clickstream/schemas/registry"
@@ -452,5 +453,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDeadLetterCutToFitABatch(t *testing.T) {
+	t.Parallel()
+	v := &Validator{cfg: DefaultConfig()}
+	v.cfg.Producer.BatchMaxBytes = 20000
+	r := &kgo.Record{Key: []byte("conn-1"), Headers: []kgo.RecordHeader{{Key: kafka.HeaderReqGUID, Value: []byte("req")}}}
+	for _, size := range []int{100, 5000, 50000} {
+		dl := &clickstreamv1.DeadLetter{Kind: clickstreamv1.FailureKind_FAILURE_KIND_TOO_LARGE, EventBytes: make([]byte, size), Error: "too large"}
+		b := v.deadLetterValue(dl, r)
+		limit := 20000 - recordSlack - len(r.Key) - len(kafka.HeaderReqGUID) - 3
+		if len(b) > limit {
+			t.Errorf("%d event bytes: dead letter of %d bytes, over %d", size, len(b), limit)
+		}
+		got := new(clickstreamv1.DeadLetter)
+		if err := proto.Unmarshal(b, got); err != nil {
+			t.Fatal(err)
+		}
+		cut := len(got.EventBytes) < size
+		if cut != (size == 50000) || cut != strings.Contains(got.Error, "cut to their first") {
+			t.Errorf("%d event bytes: kept %d, error %q", size, len(got.EventBytes), got.Error)
+		}
 	}
 }
