@@ -34,7 +34,8 @@
 #   CLICKSTREAM_HMS_HEAP [1g]      CLICKSTREAM_TRINO_HEAP [2G]  CLICKSTREAM_SPARK_DRIVER_MEMORY [1g]
 #   CLICKSTREAM_WAIT_SECONDS [240]  health-wait limit per component
 #   CLICKSTREAM_PYSPARK_VERSION [4.1.1]
-#   CLICKSTREAM_MVN [mvn]  CLICKSTREAM_PYTHON [python3]  (the latter creates the venv)
+#   CLICKSTREAM_MVN [mvn]  CLICKSTREAM_MVN_OPTS [] extra mvn arguments (e.g. -Dmaven.repo.local=DIR)
+#   CLICKSTREAM_PYTHON [python3]  the Python that creates the pyspark venv and runs the helpers
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,6 +61,7 @@ TRINO_HEAP="${CLICKSTREAM_TRINO_HEAP:-2G}"
 WAIT_SECONDS="${CLICKSTREAM_WAIT_SECONDS:-240}"
 PYSPARK_VERSION="${CLICKSTREAM_PYSPARK_VERSION:-4.1.1}"
 MVN="${CLICKSTREAM_MVN:-mvn}"
+read -r -a MVN_OPTS <<<"${CLICKSTREAM_MVN_OPTS:-}"
 PYTHON="${CLICKSTREAM_PYTHON:-python3}"
 
 TRINO_VERSION=476
@@ -140,7 +142,7 @@ input_hash() { cat "$@" | sha256sum | cut -c1-16; }
 mvn_copy_deps() { # pom outdir
   local pom="$1" out="$2" tmp="$2.tmp"
   rm -rf "$tmp"; mkdir -p "$tmp"
-  "$MVN" -B -q -f "$pom" "$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime \
+  "$MVN" -B -q "${MVN_OPTS[@]}" -f "$pom" "$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime \
     -DoutputDirectory="$tmp" >"$LOGS/fetch-$(basename "$(dirname "$pom")").log" 2>&1 ||
     { tail -30 "$LOGS/fetch-$(basename "$(dirname "$pom")").log" >&2; die "mvn failed for $pom (log: $LOGS/fetch-$(basename "$(dirname "$pom")").log)"; }
   rm -rf "$out"; mv "$tmp" "$out"
@@ -162,7 +164,7 @@ fetch_trino() {
   marker_ok "$dir/.fetched" "$h" && return
   log "fetching trino-server $TRINO_VERSION (mvn dependency:copy; the tarball is ~820 MB)"
   mkdir -p "$dir" "$INFRA/dl"
-  "$MVN" -B -q "$DEP_PLUGIN:copy" -Dartifact="io.trino:trino-server:$TRINO_VERSION:tar.gz" \
+  "$MVN" -B -q "${MVN_OPTS[@]}" "$DEP_PLUGIN:copy" -Dartifact="io.trino:trino-server:$TRINO_VERSION:tar.gz" \
     -DoutputDirectory="$INFRA/dl" >"$LOGS/fetch-trino.log" 2>&1 ||
     { tail -30 "$LOGS/fetch-trino.log" >&2; die "mvn failed for trino-server (log: $LOGS/fetch-trino.log)"; }
   # GNU tar: the tarball uses hard links between plugin dirs. Keep the launcher, lib and the hive
@@ -173,7 +175,7 @@ fetch_trino() {
   mkdir -p "$dir/server/plugin"
   mv "$src/bin" "$src/lib" "$dir/server/"
   mv "$src/plugin/hive" "$dir/server/plugin/"
-  rm -rf "$dir/staging" "$INFRA/dl/trino-server-$TRINO_VERSION.tar.gz"
+  rm -rf "$dir/staging" "$INFRA/dl"
   echo "$h" >"$dir/.fetched"
   log "fetched trino: $(du -sh "$dir/server" | cut -f1)"
 }
@@ -546,6 +548,8 @@ cmd_spark_sql() {
   export CLICKSTREAM_INFRA_DIR="$INFRA" CLICKSTREAM_HDFS_PORT="$HDFS_PORT" CLICKSTREAM_HMS_PORT="$HMS_PORT"
   export CLICKSTREAM_MANAGED_WAREHOUSE="$MANAGED_WAREHOUSE" CLICKSTREAM_SPARK_DRIVER_MEMORY="${CLICKSTREAM_SPARK_DRIVER_MEMORY:-1g}"
   export HADOOP_USER_NAME="${HADOOP_USER_NAME:-$USER_NAME}" SPARK_LOCAL_DIRS="$INFRA/spark/work"
+  # pyspark turns timestamps into naive datetimes in the process's time zone: make that UTC
+  export TZ="${CLICKSTREAM_SPARK_TZ:-UTC}"
   exec "$INFRA/spark/venv/bin/python" "$HERE/spark/query.py" "$@"
 }
 
