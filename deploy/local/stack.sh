@@ -283,7 +283,7 @@ wait_for() { # name logfile description check-command...
   local start=$SECONDS
   while ! "$@" >/dev/null 2>&1; do
     running "$name" || fail_with_log "$name" "$logf" "the process exited while waiting for $what"
-    (( SECONDS - start < WAIT_SECONDS )) || fail_with_log "$name" "$logf" "no $what after ${WAIT_SECONDS}s"
+    (( SECONDS - start < WAIT_SECONDS )) || fail_with_log "$name" "$logf" "timed out after ${WAIT_SECONDS}s waiting for $what"
     sleep 1
   done
   log "$name: $what after $((SECONDS - start))s"
