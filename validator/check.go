@@ -105,6 +105,7 @@ type CheckerConfig struct {
 type Checker struct {
 	types    map[string]*checkType
 	pv       protovalidate.Validator
+	native   *nativeRules // rules checked by hand instead of by protovalidate (native.go)
 	maxBytes int
 	version  string
 	now      func() time.Time
@@ -124,6 +125,7 @@ type scratch struct {
 	shared hyperpb.Shared // DecoderHyperPB: the arena, freed after each event
 	buf    []byte         // DecoderHyperPB: the event bytes followed by hyperPad spare bytes
 	msg    proto.Message  // DecoderGenerated: the reused message
+	path   []pathElem     // scratch of the hand-checked rules
 }
 
 // hyperOpts alias strings into the parsed buffer instead of copying them: the message never
@@ -155,8 +157,8 @@ func NewChecker(reg *registry.Registry, cfg CheckerConfig) (*Checker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protovalidate: %w", err)
 	}
-	c := &Checker{types: make(map[string]*checkType, len(types)), pv: pv, maxBytes: cfg.MaxEventBytes,
-		version: cfg.Version, now: cfg.Now}
+	c := &Checker{types: make(map[string]*checkType, len(types)), pv: pv, native: newNativeRules(descs),
+		maxBytes: cfg.MaxEventBytes, version: cfg.Version, now: cfg.Now}
 	if c.version == "" {
 		c.version = version()
 	}
@@ -270,7 +272,7 @@ func (c *Checker) decodeValidate(ct *checkType, value []byte) (outcome, error) {
 		hm := s.shared.NewMessage(ct.hyper)
 		err := hm.Unmarshal(s.buf, hyperOpts...)
 		if err == nil {
-			o, err := c.validate(ct, hm)
+			o, err := c.validate(ct, hm, s)
 			s.shared.Free()
 			return o, err
 		}
@@ -283,18 +285,20 @@ func (c *Checker) decodeValidate(ct *checkType, value []byte) (outcome, error) {
 	if err := proto.Unmarshal(value, s.msg); err != nil {
 		return outcome{decodeErr: err}, nil
 	}
-	return c.validate(ct, s.msg)
+	return c.validate(ct, s.msg, s)
 }
 
-// validate runs ct's protovalidate rules on msg.
-func (c *Checker) validate(ct *checkType, msg proto.Message) (outcome, error) {
-	err := c.pv.Validate(msg)
-	if err == nil {
-		return outcome{}, nil
-	}
-	var verr *protovalidate.ValidationError
-	if errors.As(err, &verr) {
-		out := make([]*clickstreamv1.Violation, 0, len(verr.Violations))
+// validate runs ct's rules on msg: protovalidate's, then the hand-checked ones.
+func (c *Checker) validate(ct *checkType, msg proto.Message, s *scratch) (outcome, error) {
+	var out []*clickstreamv1.Violation
+	if err := c.pv.Validate(msg, c.native.opts...); err != nil {
+		var verr *protovalidate.ValidationError
+		if !errors.As(err, &verr) {
+			// A CompilationError, a RuntimeError, or anything else protovalidate may return that
+			// is not a verdict on the event: the rules cannot be trusted.
+			return outcome{}, &SchemaError{Type: ct.name, Message: ct.schema, Reason: ReasonBrokenRule, Err: err}
+		}
+		out = make([]*clickstreamv1.Violation, 0, len(verr.Violations))
 		for _, v := range verr.Violations {
 			out = append(out, &clickstreamv1.Violation{
 				FieldPath: strings.Clone(protovalidate.FieldPathString(v.Proto.GetField())),
@@ -302,11 +306,10 @@ func (c *Checker) validate(ct *checkType, msg proto.Message) (outcome, error) {
 				Message:   strings.Clone(v.Proto.GetMessage()),
 			})
 		}
-		return outcome{violations: out}, nil
 	}
-	// A CompilationError, a RuntimeError, or anything else protovalidate may return that is not
-	// a verdict on the event: the rules cannot be trusted.
-	return outcome{}, &SchemaError{Type: ct.name, Message: ct.schema, Reason: ReasonBrokenRule, Err: err}
+	s.path = s.path[:0]
+	out = c.native.check(msg.ProtoReflect(), &s.path, out)
+	return outcome{violations: out}, nil
 }
 
 func (c *Checker) deadLetter(kind clickstreamv1.FailureKind, eventType, schema string, value []byte, m Meta) *clickstreamv1.DeadLetter {

@@ -2,12 +2,16 @@ package validator
 
 import (
 	"bytes"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
+	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/proto"
 
 	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
+	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/schemas/samples"
 )
 
@@ -57,7 +61,61 @@ func FuzzCheck(f *testing.F) {
 		if verdict(got[0]) != verdict(got[1]) {
 			t.Fatalf("decoders disagree on %s %x:\n hyperpb:   %s\n generated: %s", typ, data, verdict(got[0]), verdict(got[1]))
 		}
+		if want := referenceViolations(typ, data); want != nil {
+			for i, res := range got {
+				if v := violationSet(res); v != *want {
+					t.Fatalf("decoder %d on %s %x: violations\n%s\nwant (protovalidate alone)\n%s", i, typ, data, v, *want)
+				}
+			}
+		}
 	})
+}
+
+// referenceViolations judges data as protovalidate alone does (generated message, global
+// validator): the sorted violations, "" when valid, "decode error" when it does not decode; nil
+// for a type without generated code.
+func referenceViolations(typ string, data []byte) *string {
+	et, ok := registry.Default().Lookup(typ)
+	if !ok || et.GoType() == nil {
+		return nil
+	}
+	m := et.GoType().New().Interface()
+	var s string
+	if err := proto.Unmarshal(data, m); err != nil {
+		s = "decode error"
+		return &s
+	}
+	err := protovalidate.Validate(m)
+	var verr *protovalidate.ValidationError
+	if err != nil && !errors.As(err, &verr) {
+		s = "error: " + err.Error()
+		return &s
+	}
+	var lines []string
+	if verr != nil {
+		for _, v := range verr.Violations {
+			lines = append(lines, protovalidate.FieldPathString(v.Proto.GetField())+" "+v.Proto.GetRuleId()+" "+v.Proto.GetMessage())
+		}
+	}
+	slices.Sort(lines)
+	s = strings.Join(lines, "\n")
+	return &s
+}
+
+// violationSet renders r's violations as referenceViolations does.
+func violationSet(r Result) string {
+	if r.DeadLetter == nil {
+		return ""
+	}
+	if r.DeadLetter.Kind == clickstreamv1.FailureKind_FAILURE_KIND_DECODE_ERROR {
+		return "decode error"
+	}
+	var lines []string
+	for _, v := range r.DeadLetter.Violations {
+		lines = append(lines, v.FieldPath+" "+v.RuleId+" "+v.Message)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // verdict summarises a Result for comparison: valid, or the kind and sorted rule ids.
