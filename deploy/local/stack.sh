@@ -265,6 +265,7 @@ spawn() { # name logfile java_home args... ; starts detached, saves the pid
   # setsid: the daemon outlives the shell (and the test process group) that started it. The inner
   # shell writes its own pid and then execs the JVM, so the saved pid is the JVM's whether or not
   # setsid had to fork.
+  # shellcheck disable=SC2016 # $$, $1 and $@ are the inner shell's
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' spawn "$(pidfile "$name")" \
     env CLICKSTREAM_COMPONENT="$name" JAVA_HOME="$jh" PATH="$jh/bin:$PATH" "$@" >>"$logf" 2>&1 </dev/null &
   local i

@@ -10,9 +10,11 @@ stdout: one JSON object per result row, keys = the result's column names in orde
     {"n": 42}
 Timestamps and dates are ISO-8601 strings, decimals are strings, binary is base64, nested rows
 are objects, arrays are lists, maps are objects. Statements without a result (CREATE, INSERT ...)
-print nothing. Several statements can be given as several arguments; only the last one's rows are
-printed. stderr: Spark's log (warnings and errors only). Exit status 0 on success, 1 on any error
-(the error is on stderr).
+print nothing. Several statements can be given as several arguments (one Spark start-up for all,
+which saves ~20-30 s per query); only the last one's rows are printed, unless --per-statement is
+given: then each statement prints exactly one line, {"statement": i, "rows": [row, ...]} with i
+counting from 0. stderr: Spark's log (warnings and errors only). Exit status 0 on success, 1 on any
+error (the error is on stderr).
 
 Catalog access goes through the metastore (spark.table / SQL on table names), never by path.
 Spark's builtin Hive 2.3.10 client cannot talk to a Hive 4 metastore (it calls get_table, which
@@ -109,25 +111,36 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--conf", action="append", help="extra Spark setting key=value (repeatable)")
+    ap.add_argument("--per-statement", action="store_true",
+                    help='print one line per statement: {"statement": i, "rows": [...]}')
     ap.add_argument("sql", nargs="+", help="SQL statement(s); the last one's rows are printed")
     args = ap.parse_args()
 
     spark = build_session(args)
     spark.sparkContext.setLogLevel("WARN")
+    out = sys.stdout
     try:
-        df = None
-        for stmt in args.sql:
+        for i, stmt in enumerate(args.sql):
             df = spark.sql(stmt)
-        cols = df.columns
-        out = sys.stdout
-        for row in df.toLocalIterator():
-            plain = to_plain(row)
-            out.write(json.dumps({c: plain[c] if isinstance(plain, dict) else plain for c in cols},
-                                 default=json_default, ensure_ascii=False))
-            out.write("\n")
-        out.flush()
+            if args.per_statement:
+                rows = [row_object(df.columns, r) for r in df.collect()]
+                out.write(dumps({"statement": i, "rows": rows}) + "\n")
+                out.flush()
+            elif i == len(args.sql) - 1:
+                for r in df.toLocalIterator():
+                    out.write(dumps(row_object(df.columns, r)) + "\n")
+                out.flush()
     finally:
         spark.stop()
+
+
+def row_object(columns, row):
+    plain = to_plain(row)
+    return {c: plain[c] for c in columns}
+
+
+def dumps(v):
+    return json.dumps(v, default=json_default, ensure_ascii=False)
 
 
 if __name__ == "__main__":
