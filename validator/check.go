@@ -117,6 +117,7 @@ type checkType struct {
 	schema string
 	hyper  *hyperpb.MessageType // nil: DecoderGenerated
 	guard  *guard               // DecoderHyperPB: which bytes hyperpb may see (guard.go)
+	native *nativePlan          // the hand-checked rules (native.go); nil: none
 	pool   sync.Pool            // of *scratch
 }
 
@@ -167,7 +168,7 @@ func NewChecker(reg *registry.Registry, cfg CheckerConfig) (*Checker, error) {
 	}
 	var errs []error
 	for _, et := range types {
-		ct := &checkType{name: et.Name, schema: string(et.Message.FullName())}
+		ct := &checkType{name: et.Name, schema: string(et.Message.FullName()), native: c.native.plans[et.Message.FullName()]}
 		if cfg.Decoder == DecoderHyperPB {
 			ct.hyper, err = compileHyper(et.Message)
 			if err != nil {
@@ -307,8 +308,10 @@ func (c *Checker) validate(ct *checkType, msg proto.Message, s *scratch) (outcom
 			})
 		}
 	}
-	s.path = s.path[:0]
-	out = c.native.check(msg.ProtoReflect(), &s.path, out)
+	if ct.native != nil {
+		s.path = s.path[:0]
+		out = ct.native.check(msg.ProtoReflect(), &s.path, out)
+	}
 	return outcome{violations: out}, nil
 }
 

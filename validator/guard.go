@@ -20,12 +20,14 @@ const maxGuardDepth = 64
 // guard is the precomputed shape of one message type for oneofSafe.
 type guard struct {
 	fields map[protowire.Number]guardField
-	oneofs int // number of real oneofs
+	small  []guardField // fields[n] for n < len(small), for a lookup without hashing
+	oneofs int          // number of real oneofs
 }
 
 type guardField struct {
-	oneof int    // index of the field's real oneof, or -1
-	sub   *guard // the message type of a message field (or map value), else nil
+	oneof   int    // index of the field's real oneof, or -1
+	sub     *guard // the message type of a message field (or map value), else nil
+	unknown bool   // no such field (in guard.small)
 }
 
 // newGuard builds the guard of md and every message type reachable from it.
@@ -60,13 +62,38 @@ func buildGuard(md protoreflect.MessageDescriptor, seen map[protoreflect.FullNam
 					1: {oneof: -1},
 					2: {oneof: -1, sub: buildGuard(v.Message(), seen)},
 				}}
+				gf.sub.fillSmall()
 			}
 		case fd.Message() != nil:
 			gf.sub = buildGuard(fd.Message(), seen)
 		}
 		g.fields[fd.Number()] = gf
 	}
+	g.fillSmall()
 	return g
+}
+
+// fillSmall indexes the fields numbered below 64 by number.
+func (g *guard) fillSmall() {
+	g.small = make([]guardField, 64)
+	for i := range g.small {
+		g.small[i] = guardField{oneof: -1, unknown: true}
+	}
+	for n, f := range g.fields {
+		if n < 64 {
+			g.small[n] = f
+		}
+	}
+}
+
+// field returns the field numbered num, if the message has one.
+func (g *guard) field(num protowire.Number) (guardField, bool) {
+	if num >= 0 && int(num) < len(g.small) {
+		f := g.small[num]
+		return f, !f.unknown
+	}
+	f, ok := g.fields[num]
+	return f, ok
 }
 
 // oneofSafe reports whether b is well-formed wire data in which no oneof of any (nested)
@@ -87,7 +114,7 @@ func (g *guard) safe(b []byte, depth int) bool {
 			return false
 		}
 		b = b[n:]
-		f, known := g.fields[num]
+		f, known := g.field(num)
 		if known && f.oneof >= 0 {
 			bit := uint64(1) << f.oneof
 			if set&bit != 0 {

@@ -1,6 +1,8 @@
 package validator
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
@@ -37,7 +39,12 @@ type nativeRules struct {
 // fields (singular or repeated) leading to other plans.
 type nativePlan struct {
 	uuids []protoreflect.FieldDescriptor
-	subs  []protoreflect.FieldDescriptor
+	subs  []nativeSub
+}
+
+type nativeSub struct {
+	fd   protoreflect.FieldDescriptor
+	plan *nativePlan
 }
 
 var uuidOnly = validate.FieldRules_builder{String: validate.StringRules_builder{Uuid: proto.Bool(true)}.Build()}.Build()
@@ -126,30 +133,27 @@ func newNativeRules(roots []protoreflect.MessageDescriptor) *nativeRules {
 					p = &nativePlan{}
 					nr.plans[md.FullName()] = p
 				}
-				if !containsField(p.subs, fd) {
-					p.subs = append(p.subs, fd)
+				if !slices.ContainsFunc(p.subs, func(s nativeSub) bool { return s.fd == fd }) {
+					p.subs = append(p.subs, nativeSub{fd, nr.plans[fd.Message().FullName()]})
 					changed = true
 				}
 			}
 		}
 	}
 	if len(nr.skip) > 0 {
+		skip := slices.Collect(maps.Keys(nr.skip))
 		nr.opts = []protovalidate.ValidationOption{protovalidate.WithFilter(protovalidate.FilterFunc(
 			func(_ protoreflect.Message, d protoreflect.Descriptor) bool {
+				// Called for every field of every event: a kind test and a short scan are
+				// cheaper than hashing the interface.
 				fd, ok := d.(protoreflect.FieldDescriptor)
-				return !ok || !nr.skip[fd]
+				if !ok || fd.Kind() != protoreflect.StringKind {
+					return true
+				}
+				return !slices.Contains(skip, fd)
 			}))}
 	}
 	return nr
-}
-
-func containsField(fds []protoreflect.FieldDescriptor, fd protoreflect.FieldDescriptor) bool {
-	for _, f := range fds {
-		if f == fd {
-			return true
-		}
-	}
-	return false
 }
 
 // pathElem is one step from the root message to a field: the field, and the list index when
@@ -159,13 +163,9 @@ type pathElem struct {
 	index int
 }
 
-// check appends to out the violations of the hand-checked fields of m. path is scratch space
-// for the path from the root; it is rendered only for a violation.
-func (nr *nativeRules) check(m protoreflect.Message, path *[]pathElem, out []*clickstreamv1.Violation) []*clickstreamv1.Violation {
-	p := nr.plans[m.Descriptor().FullName()]
-	if p == nil {
-		return out
-	}
+// check appends to out the violations of the hand-checked fields of m, a message of p's type.
+// path is scratch space for the path from the root; it is rendered only for a violation.
+func (p *nativePlan) check(m protoreflect.Message, path *[]pathElem, out []*clickstreamv1.Violation) []*clickstreamv1.Violation {
 	for _, fd := range p.uuids {
 		s := m.Get(fd).String()
 		switch {
@@ -175,7 +175,8 @@ func (nr *nativeRules) check(m protoreflect.Message, path *[]pathElem, out []*cl
 			out = append(out, &clickstreamv1.Violation{FieldPath: renderPath(*path, fd), RuleId: uuidRule, Message: uuidMessage})
 		}
 	}
-	for _, fd := range p.subs {
+	for _, sub := range p.subs {
+		fd := sub.fd
 		if !m.Has(fd) {
 			continue
 		}
@@ -183,13 +184,13 @@ func (nr *nativeRules) check(m protoreflect.Message, path *[]pathElem, out []*cl
 			l := m.Get(fd).List()
 			for i := range l.Len() {
 				*path = append(*path, pathElem{fd, i})
-				out = nr.check(l.Get(i).Message(), path, out)
+				out = sub.plan.check(l.Get(i).Message(), path, out)
 				*path = (*path)[:len(*path)-1]
 			}
 			continue
 		}
 		*path = append(*path, pathElem{fd, -1})
-		out = nr.check(m.Get(fd).Message(), path, out)
+		out = sub.plan.check(m.Get(fd).Message(), path, out)
 		*path = (*path)[:len(*path)-1]
 	}
 	return out
