@@ -65,6 +65,7 @@ read -r -a MVN_OPTS <<<"${CLICKSTREAM_MVN_OPTS:-}"
 PYTHON="${CLICKSTREAM_PYTHON:-python3}"
 
 TRINO_VERSION=476
+HIVE_VERSION=4.1.0
 DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 # a fixed KRaft cluster id: the data dir is formatted once and reused
 KAFKA_CLUSTER_ID=Y2xpY2tzdHJlYW0tbG9jYQ
@@ -192,11 +193,43 @@ fetch_spark() {
   echo "$h" >"$dir/.fetched"
 }
 
+# The metastore's schema scripts ship in no jar; Hive's source release (on Maven Central) has them.
+# They go where MetastoreSchemaTool looks: $METASTORE_HOME/scripts/metastore/upgrade/<db>/.
+fetch_hms_scripts() {
+  local dir="$INFRA/hms" h="hive-$HIVE_VERSION-source-release:derby"
+  marker_ok "$dir/.scripts-fetched" "$h" && return
+  log "fetching the metastore schema scripts (mvn: org.apache.hive:hive:$HIVE_VERSION:zip:source-release, ~110 MB)"
+  mkdir -p "$INFRA/dl"
+  "$MVN" -B -q "${MVN_OPTS[@]}" "$DEP_PLUGIN:copy" -Dartifact="org.apache.hive:hive:$HIVE_VERSION:zip:source-release" \
+    -DoutputDirectory="$INFRA/dl" >"$LOGS/fetch-hms-scripts.log" 2>&1 ||
+    { tail -30 "$LOGS/fetch-hms-scripts.log" >&2; die "mvn failed for the Hive source release (log: $LOGS/fetch-hms-scripts.log)"; }
+  local out="$dir/scripts/metastore/upgrade/derby"
+  rm -rf "$dir/scripts"; mkdir -p "$out"
+  "$PYTHON" - "$INFRA/dl/hive-$HIVE_VERSION-source-release.zip" "$out" <<'PY'
+import sys, zipfile, os
+zf, out = zipfile.ZipFile(sys.argv[1]), sys.argv[2]
+prefix = "/standalone-metastore/metastore-server/src/main/sql/derby/"
+n = 0
+for name in zf.namelist():
+    i = name.find(prefix)
+    if i >= 0 and not name.endswith("/"):
+        with open(os.path.join(out, name[i + len(prefix):]), "wb") as f:
+            f.write(zf.read(name))
+        n += 1
+if n == 0:
+    sys.exit("no derby scripts in " + sys.argv[1])
+PY
+  [[ -f "$out/hive-schema-$HIVE_VERSION.derby.sql" ]] || die "no hive-schema-$HIVE_VERSION.derby.sql in the source release"
+  rm -f "$INFRA/dl/hive-$HIVE_VERSION-source-release.zip"; rmdir "$INFRA/dl" 2>/dev/null || true
+  echo "$h" >"$dir/.scripts-fetched"
+}
+
 fetch() { # components...
   local c
   for c in "$@"; do
     case "$c" in
-      kafka|hdfs|hms) fetch_jars "$c" ;;
+      kafka|hdfs) fetch_jars "$c" ;;
+      hms) fetch_jars hms; fetch_hms_scripts ;;
       trino) fetch_trino ;;
       spark) fetch_spark ;;
     esac
@@ -400,30 +433,27 @@ start_hms() {
   port_busy_check hms "$HMS_PORT"
   need_java17
   mkdir -p "$INFRA/hms"
-  local first=0
-  [[ -d "$INFRA/hms/metastore_db" ]] || first=1
-  if ((first)); then
-    log "hms: starting on 127.0.0.1:$HMS_PORT (first start: DataNucleus creates the Derby schema)"
-  else
-    log "hms: starting on 127.0.0.1:$HMS_PORT"
+  local cp="$CONF/hms:$INFRA/hms/lib/*"
+  if [[ ! -f "$INFRA/hms/metastore_db/.schema-ok" ]]; then
+    log "hms: creating the Derby schema (MetastoreSchemaTool -initSchema, Hive $HIVE_VERSION scripts)"
+    rm -rf "$INFRA/hms/metastore_db"
+    METASTORE_HOME="$INFRA/hms" "$JAVA17_HOME/bin/java" "${JDK17_OPENS[@]}" -Xmx512m -XX:TieredStopAtLevel=1 \
+      -Dderby.system.home="$INFRA/hms" -Dlog4j2.configurationFile="$CONF/hms/metastore-log4j2.properties" \
+      -cp "$cp" org.apache.hadoop.hive.metastore.tools.schematool.MetastoreSchemaTool \
+      -initSchema -dbType derby >"$LOGS/hms-schema.log" 2>&1 ||
+      fail_with_log hms "$LOGS/hms-schema.log" "schema creation failed"
+    touch "$INFRA/hms/metastore_db/.schema-ok"
   fi
+  log "hms: starting on 127.0.0.1:$HMS_PORT"
   # derby.system.home keeps derby.log out of the working directory
   spawn hms "$LOGS/hms.log" "$JAVA17_HOME" java "${JDK17_OPENS[@]}" -Dclickstream.component=hms \
     "-Xmx$HMS_HEAP" -XX:+UseG1GC -Dderby.system.home="$INFRA/hms" \
     -Dlog4j2.configurationFile="$CONF/hms/metastore-log4j2.properties" \
     -Dlog4j.configurationFile="$CONF/hms/metastore-log4j2.properties" \
     -Dhadoop.home.dir="$INFRA/hms" -Dhive.log.dir="$LOGS" \
-    -cp "$CONF/hms:$INFRA/hms/lib/*" org.apache.hadoop.hive.metastore.HiveMetaStore
+    -cp "$cp" org.apache.hadoop.hive.metastore.HiveMetaStore
   wait_for hms "$LOGS/hms.log" "thrift port $HMS_PORT" port_open "$HMS_PORT"
   wait_for hms "$LOGS/hms.log" "get_all_databases answering 'default'" hms_ready
-  if ((first)); then
-    # The metastore's direct-SQL self test ran before the schema existed, so this first process
-    # would stay on the slower JDO-only path: restart it once on the now complete schema.
-    log "hms: restarting once on the freshly created schema (enables direct SQL)"
-    stop_one hms
-    cp "$LOGS/hms.log" "$LOGS/hms-first-start.log"
-    start_hms
-  fi
 }
 
 trino_ready() {
