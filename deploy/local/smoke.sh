@@ -2,7 +2,8 @@
 # Smoke test of the local real stack: proves each component really works, end to end.
 #   Kafka   create a topic, produce one record, consume it back (Kafka's own console tools)
 #   HDFS    write a file and read it back (Hadoop's FsShell: NameNode RPC + DataNode transfer)
-#   HMS     a Thrift call (get_all_databases) sees the schema Trino created
+#   HMS     Thrift calls: get_all_databases lists the schema Trino created, get_table_req (the call
+#           Hive 4 keeps) shows the table as EXTERNAL_TABLE, Parquet, at the lake location
 #   Trino   CREATE SCHEMA + EXTERNAL partitioned Parquet table on HDFS in the hive catalog,
 #           INSERT a row, SELECT it back
 #   Spark   read the same table by name through the metastore (isolated Hive 4.1 client)
@@ -63,12 +64,14 @@ fs() {
     -Djava.net.preferIPv4Stack=true -Dhadoop.root.logger=WARN,console \
     -cp "$INFRA/conf/hadoop:$INFRA/hdfs/lib/*" org.apache.hadoop.fs.FsShell "$@"
 }
-FILE="/smoke/hdfs-$RUN_ID.txt"
+DIR="/tmp/clickstream-smoke-$RUN_ID"
+FILE="$DIR/hello.txt"
 TEXT="hdfs smoke $RUN_ID"
+fs -mkdir -p "$CLICKSTREAM_HDFS_URI$DIR"
 echo "$TEXT" | fs -put -f - "$CLICKSTREAM_HDFS_URI$FILE"
 GOT="$(fs -cat "$CLICKSTREAM_HDFS_URI$FILE")"
 [[ "$GOT" == "$TEXT" ]] || fail hdfs "read '$GOT', want '$TEXT'"
-fs -rm -skipTrash "$CLICKSTREAM_HDFS_URI$FILE" >/dev/null
+fs -rm -r -skipTrash "$CLICKSTREAM_HDFS_URI$DIR" >/dev/null
 ok hdfs "wrote and read $CLICKSTREAM_HDFS_URI$FILE"
 
 # ---------------------------------------------------------------- Trino (hive catalog)
@@ -90,10 +93,16 @@ WANT="{\"event_id\": \"$RUN_ID\", \"n\": 42, \"ts\": \"2026-11-01 13:14:15.123\"
 ok trino "hive.smoke.events (external, Parquet, partitioned by dt at $TABLE_LOC): $GOT"
 
 # ---------------------------------------------------------------- Hive Metastore
-step "hms: thrift get_all_databases"
-DBS="$("$PYTHON" "$HERE/tools/hms_ping.py" 127.0.0.1 "${CLICKSTREAM_HMS_ADDR##*:}" | tr '\n' ' ')"
+step "hms: thrift get_all_databases, get_table_req"
+HMS=("$PYTHON" "$HERE/tools/hms_ping.py" --port "${CLICKSTREAM_HMS_ADDR##*:}")
+DBS="$("${HMS[@]}" | tr '\n' ' ')"
 [[ " $DBS " == *" smoke "* ]] || fail hms "databases are '$DBS', want smoke among them"
-ok hms "get_all_databases: $DBS"
+TABLE="$("${HMS[@]}" --table smoke.events)"
+for want in '"tableType": "EXTERNAL_TABLE"' "\"location\": \"$TABLE_LOC\"" '"EXTERNAL": "TRUE"' \
+  '"serde": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"' '"partitionKeys": [{"name": "dt", "type": "string"}]'; do
+  [[ "$TABLE" == *"$want"* ]] || fail hms "get_table_req smoke.events lacks $want: $TABLE"
+done
+ok hms "get_all_databases: $DBS; get_table_req smoke.events: EXTERNAL_TABLE, Parquet, partitioned by dt"
 
 # ---------------------------------------------------------------- Spark
 step "spark: read the table by name through the metastore"
@@ -103,5 +112,14 @@ WANT="{\"event_id\": \"$RUN_ID\", \"n\": 42, \"ts\": \"2026-11-01 13:14:15.123\"
 [[ "$GOT" == "$WANT" ]] || fail spark "got '$GOT', want '$WANT' (log: $INFRA/logs/smoke-spark.log)"
 ok spark "smoke.events via the metastore: $GOT"
 
+# ---------------------------------------------------------------- cleanup (drop_table, drop_database)
+step "cleanup: drop table and schema"
+sql "DROP TABLE hive.smoke.events" >/dev/null
+sql "DROP SCHEMA hive.smoke" >/dev/null
+fs -rm -r -f -skipTrash "$SCHEMA_LOC" >/dev/null
+DBS="$("${HMS[@]}" | tr '\n' ' ')"
+[[ " $DBS " != *" smoke "* ]] || fail hms "schema smoke still listed after DROP SCHEMA: $DBS"
+ok hms "dropped hive.smoke.events and schema smoke"
+
 step "all checks passed"
-echo "smoke: 5 passed, 0 failed"
+echo "smoke: 6 passed, 0 failed"

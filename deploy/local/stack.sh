@@ -426,7 +426,7 @@ start_hdfs() {
   wait_for namenode "$LOGS/namenode.log" "warehouse dirs $WAREHOUSE, $MANAGED_WAREHOUSE (mode 777)" hdfs_warehouse_ok
 }
 
-hms_ready() { "$PYTHON" "$HERE/tools/hms_ping.py" 127.0.0.1 "$HMS_PORT" 10 | grep -qx default; }
+hms_ready() { "$PYTHON" "$HERE/tools/hms_ping.py" --port "$HMS_PORT" --timeout 10 | grep -qx default; }
 
 start_hms() {
   running hms && { log "hms: already running (pid $(cat "$(pidfile hms)"))"; return; }
