@@ -51,6 +51,7 @@ type Validator struct {
 	topicTypes  map[string]string // raw topic -> captured type
 	validTopics map[string]string // event type -> valid topic
 	tally       *tally
+	produceErr  error // why the last transaction aborted on produce errors
 
 	mu  sync.Mutex
 	lag map[string]map[int32]int64 // raw topic -> partition -> records behind
@@ -148,7 +149,7 @@ func (v *Validator) Run(ctx context.Context) error {
 		}
 		if reason == abortProduce {
 			if produceAborts++; produceAborts >= maxProduceAborts {
-				err := fmt.Errorf("%d transactions in a row aborted on produce errors", produceAborts)
+				err := fmt.Errorf("%d transactions in a row aborted on produce errors, the last: %w", produceAborts, v.produceErr)
 				v.health.Set(healthCheck, err.Error())
 				return err
 			}
@@ -202,7 +203,13 @@ func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	}
 
 	start := time.Now()
-	flushErr := sess.Client().Flush(ctx)
+	// The flush is bounded: records to a topic that does not exist wait for it without end.
+	fctx, cancel := context.WithTimeout(ctx, v.cfg.TransactionTimeout)
+	flushErr := sess.Client().Flush(fctx)
+	cancel()
+	if flushErr != nil {
+		flushErr = fmt.Errorf("flush: records not written within %s: %w", v.cfg.TransactionTimeout, flushErr)
+	}
 	pmu.Lock()
 	perr := produceErr
 	pmu.Unlock()
@@ -217,6 +224,7 @@ func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession
 		v.m.aborted.WithLabelValues(abortError).Inc()
 		return abortError, fmt.Errorf("end transaction: %w", errors.Join(err, flushErr, perr))
 	case try == kgo.TryAbort:
+		v.produceErr = errors.Join(flushErr, perr)
 		v.m.aborted.WithLabelValues(abortProduce).Inc()
 		v.log.Warn("transaction aborted: produce failed; its records will be processed again", "err", errors.Join(flushErr, perr))
 		return abortProduce, nil

@@ -478,3 +478,28 @@ func TestDeadLetterCutToFitABatch(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceErrorsStop: when a valid topic is missing, the transactions abort (nothing is
+// committed) and after a few in a row the validator stops and says why.
+func TestProduceErrorsStop(t *testing.T) {
+	raw := kafka.RawTopic(kafka.DefaultRawTopicPattern, "click")
+	c := startKafka(t, raw, kafka.DefaultDLQTopic) // no clickstream-click-valid
+	produce(t, c, []validatortest.Event{validatortest.NewEvent(kafka.DefaultRawTopicPattern, 0, "click",
+		samples.Marshal(samples.Event("click", 0, testBase)), testBase)})
+	cfg := testConfig(c.ListenAddrs())
+	cfg.TransactionTimeout = time.Second
+	in := start(t, cfg, nil)
+	err := in.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "aborted on produce errors") {
+		t.Fatalf("Run = %v, want it to stop on produce errors to %s", err, kafka.ValidTopic("click"))
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_transactions_aborted_total", map[string]string{"reason": abortProduce}); n != maxProduceAborts {
+		t.Errorf("%v produce aborts, want %d", n, maxProduceAborts)
+	}
+	if n := metricSum(t, in.reg, "clickstream_validator_received_total", nil); n != 0 {
+		t.Errorf("%v events counted as received", n)
+	}
+	if at, ok := committedOffsets(t, c, testConfig(nil).Group, raw)[0]; ok && at > 0 {
+		t.Errorf("offset %d committed", at)
+	}
+}
