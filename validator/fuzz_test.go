@@ -28,6 +28,9 @@ func FuzzCheck(f *testing.F) {
 	for _, inv := range samples.Invalids(testAt) {
 		f.Add(inv.Bytes, uint8(slices.Index(types, inv.Type)))
 	}
+	for i, typ := range samples.Types { // two events in one: every field set twice
+		f.Add(append(samples.Marshal(samples.Event(typ, i, testAt)), samples.Marshal(samples.Event(typ, i+1, testAt))...), uint8(i))
+	}
 	hyper := newTestChecker(f, DecoderHyperPB, nil)
 	generated := newTestChecker(f, DecoderGenerated, nil)
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {

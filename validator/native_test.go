@@ -85,3 +85,25 @@ func TestIsUUID(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckMergedEvents: two events concatenated are one legal event (protobuf merges them:
+// singular fields set twice, lists and maps appended, oneofs switched), a shape real clients
+// never send but the decoders must agree on, with protovalidate alone as the reference.
+func TestCheckMergedEvents(t *testing.T) {
+	t.Parallel()
+	for _, dec := range decoders {
+		c := newTestChecker(t, dec, nil)
+		for _, typ := range samples.Types {
+			for i := range 6 {
+				b := append(samples.Marshal(samples.Event(typ, i, testAt)), samples.Marshal(samples.Event(typ, i+1, testAt))...)
+				res, err := c.Check(typ, b, metaFor(typ, 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := violationSet(res), *referenceViolations(typ, b); got != want {
+					t.Errorf("%s/%s %d+%d: violations\n%s\nwant\n%s", dec, typ, i, i+1, got, want)
+				}
+			}
+		}
+	}
+}
