@@ -13,8 +13,9 @@
 #   status          one line per component: up/down, pid, port
 #   reset           down + delete data, logs and pids (keeps downloads)
 #   fetch [c...]    download only
-#   spark-sql "SQL" run SQL on a local SparkSession wired to the metastore and HDFS; prints JSON lines
-#   env             print the addresses as shell variables (for tests: eval "$(stack.sh env)")
+#   spark-sql [--per-statement] "SQL"...  run SQL on a local SparkSession wired to the metastore and
+#                   HDFS (see spark/query.py); prints result rows as JSON lines
+#   env             print the addresses as KEY=VALUE lines (set -a; eval "$(stack.sh env)"; set +a)
 #   logs            list the log files
 #
 # Environment overrides (defaults in brackets):
@@ -300,7 +301,7 @@ spawn() { # name logfile java_home args... ; starts detached, saves the pid
   # setsid had to fork.
   # shellcheck disable=SC2016 # $$, $1 and $@ are the inner shell's
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' spawn "$(pidfile "$name")" \
-    env CLICKSTREAM_COMPONENT="$name" JAVA_HOME="$jh" PATH="$jh/bin:$PATH" "$@" >>"$logf" 2>&1 </dev/null &
+    env CLICKSTREAM_COMPONENT="$name" JAVA_HOME="$jh" PATH="$jh/bin:$PATH" "$@" >>"$logf" 2>&1 </dev/null 9>&- &
   local i
   for ((i = 0; i < 50; i++)); do [[ -s "$(pidfile "$name")" ]] && break; sleep 0.1; done
 }
@@ -549,7 +550,8 @@ cmd_reset() {
   log "reset: deleting data, logs and pids under $INFRA (downloads kept)"
   rm -rf "$INFRA/kafka/data" "$INFRA/hdfs/name" "$INFRA/hdfs/data" "$INFRA/hdfs/tmp" \
     "$INFRA/hms/metastore_db" "$INFRA/hms/derby.log" "$INFRA/trino/data" "$INFRA/spark/work" \
-    "$LOGS" "$RUN" "$CONF"
+    "$LOGS" "$CONF"
+  find "$RUN" -name '*.pid' -delete 2>/dev/null || true
 }
 
 cmd_env() {
@@ -584,9 +586,18 @@ cmd_spark_sql() {
   exec "$INFRA/spark/venv/bin/python" "$HERE/spark/query.py" "$@"
 }
 
+# up, down, reset and fetch run one at a time (e.g. two test packages calling up at once): the
+# second waits for the first, then finds the components running. Daemons do not inherit the lock.
+take_lock() {
+  mkdir -p "$RUN"
+  exec 9>"$RUN/stack.lock"
+  flock -w 900 9 || die "another stack.sh holds $RUN/stack.lock for more than 900s"
+}
+
 main() {
   local cmd="${1:-}"
   (( $# )) && shift
+  case "$cmd" in up|down|reset|fetch) take_lock ;; esac
   case "$cmd" in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
