@@ -6,11 +6,9 @@ package main
 
 import (
 	"os"
-	"time"
 
 	"github.com/clickstream/clickstream/compactor"
 	"github.com/clickstream/clickstream/services/run"
-	"github.com/clickstream/clickstream/services/telemetry"
 )
 
 func main() {
@@ -23,15 +21,5 @@ func main() {
 		}
 		args = append(args, a)
 	}
-	os.Exit(run.Main(run.Spec[compactor.Config]{
-		Name:      "compactor",
-		EnvPrefix: compactor.EnvPrefix,
-		Config:    compactor.DefaultConfig(),
-		Telemetry: func(c compactor.Config) telemetry.Config { return c.Telemetry },
-		Shutdown:  func(c compactor.Config) time.Duration { return c.ShutdownTimeout },
-		Validate:  compactor.Config.Validate,
-		New: func(c compactor.Config, d run.Deps) (run.Service, error) {
-			return compactor.New(c, d)
-		},
-	}, args, os.Stderr))
+	os.Exit(run.Main(compactor.Spec(), args, os.Stderr))
 }
