@@ -33,10 +33,15 @@ fmt: ## format all Go code
 	gofmt -w $(MODULES)
 
 run: ## the embedded default: every service in one process, in-process Kafka, lake in ./lake
-	@echo "make run: not built yet (issue: real stack and embedded make run)"; exit 1
+	CLICKSTREAM_EMBEDDED=true $(GO) run ./services/cmd/clickstream run
 
-demo: ## make run plus sample events
-	@echo "make demo: not built yet (issue: real stack and embedded make run)"; exit 1
+demo: ## make run in the background, 30 s of sample events over WebSocket, then the Parquet files
+	@mkdir -p bin && $(GO) build -o bin/ ./services/cmd/clickstream ./collector/cmd/loadgen
+	@CLICKSTREAM_EMBEDDED=true LAKEWRITER_ROTATE_INTERVAL=10s bin/clickstream run > bin/demo.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null; wait $$pid' EXIT; \
+	  for i in $$(seq 1 60); do curl -fsS http://127.0.0.1:8080/ping >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  bin/loadgen -url ws://127.0.0.1:8080/api/v1/events -conns 4 -batch 20 -rate 5 -duration 20s; \
+	  sleep 15; echo "Parquet files under ./lake (log: bin/demo.log):"; find lake -name '*.parquet' | sort | tail -20
 
 e2e: ## end-to-end tests against the real stack (starts it with deploy/local)
 	@echo "make e2e: not built yet (issue: real stack and end-to-end tests)"; exit 1
