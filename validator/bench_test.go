@@ -1,18 +1,26 @@
 package validator
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"buf.build/go/protovalidate"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/schemas/samples"
+	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/validator/validatortest"
 )
 
 // benchEvents are 64 valid events of typ, covering its optional and oneof shapes.
@@ -154,4 +162,59 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkLoop measures the whole validator against kfake in process: b.N raw events (the
+// mixed examples) produced up front, then the time until every one is committed to an output.
+// It reports events/s; kfake shares the CPU, so this is a lower bound for a real broker.
+//
+//	go test -run '^$' -bench BenchmarkLoop -benchtime 20000x .
+func BenchmarkLoop(b *testing.B) {
+	for _, dec := range decoders {
+		b.Run(dec, func(b *testing.B) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(testPartitions, contractTopics()...),
+				kfake.GroupMinSessionTimeout(100*time.Millisecond))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			events := validatortest.Mixed(kafka.DefaultRawTopicPattern, 0, b.N, testBase)
+			ctx := context.Background()
+			if err := validatortest.Produce(ctx, c.ListenAddrs(), events); err != nil {
+				b.Fatal(err)
+			}
+			cfg := testConfig(c.ListenAddrs())
+			cfg.Decoder = dec
+			reg := prometheus.NewRegistry()
+			v, err := newValidator(cfg, run.Deps{Reg: reg}, registry.Default())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- v.Run(rctx) }()
+			for {
+				var n float64
+				for _, t := range append(registry.Default().Names(), kafka.UnknownType) {
+					n += testutil.ToFloat64(v.m.received.WithLabelValues(t))
+				}
+				if n >= float64(b.N) {
+					break
+				}
+				if time.Since(start) > 5*time.Minute {
+					b.Fatalf("%v of %d events after 5 minutes", n, b.N)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
+	}
 }
