@@ -114,6 +114,7 @@ type sentEvent struct {
 }
 
 type sentLedger struct {
+	runID   string                          // prefix of every req_guid of this run
 	valid   map[string]map[string]sentEvent // type → event_id → event
 	invalid map[string]int                  // "type rule,rule" → count
 	batches int
@@ -182,7 +183,8 @@ func TestRealStack(t *testing.T) {
 
 	ctx := context.Background()
 	at := time.Now().UTC()
-	ledger := &sentLedger{valid: map[string]map[string]sentEvent{}, invalid: map[string]int{}}
+	// Rows of this run are told apart from earlier runs on the same stack by their req_guid.
+	ledger := &sentLedger{runID: fmt.Sprintf("e2e%d", time.Now().UnixNano()), valid: map[string]map[string]sentEvent{}, invalid: map[string]int{}}
 	// Three phases; the validator is killed after the first, the lakewriter after the second,
 	// each while the events just acked are still moving through it.
 	sendPhase(ctx, t, httpAddr, grpcAddr, ledger, 0, at)
@@ -213,7 +215,7 @@ func TestRealStack(t *testing.T) {
 	counts := func() (map[string]int64, error) {
 		got := map[string]int64{}
 		for table := range wantCounts {
-			n, err := trino.Int(ctx, "SELECT count(*) FROM "+table)
+			n, err := trino.Int(ctx, "SELECT count(*) FROM "+table+" WHERE "+ledger.where())
 			if err != nil {
 				return got, err
 			}
@@ -241,7 +243,7 @@ func TestRealStack(t *testing.T) {
 
 	checkValues(ctx, t, trino, ledger)
 	checkDeadLetters(ctx, t, trino, ledger)
-	checkPartitions(ctx, t, trino)
+	checkPartitions(ctx, t, trino, ledger)
 	checkSpark(t, ledger, wantCounts)
 }
 
@@ -272,7 +274,7 @@ func sendPhase(ctx context.Context, t *testing.T, httpAddr, grpcAddr string, led
 	var batches []sender.Batch
 	for i := 0; i < len(events); i += 10 {
 		end := min(i+10, len(events))
-		batches = append(batches, sender.Batch{ReqGUID: fmt.Sprintf("e2e-%d-%d", phase, i/10), SentTime: time.Now(), Events: events[i:end]})
+		batches = append(batches, sender.Batch{ReqGUID: fmt.Sprintf("%s-%d-%d", ledger.runID, phase, i/10), SentTime: time.Now(), Events: events[i:end]})
 	}
 	ledger.batches += len(batches)
 	byWay := make([][]sender.Batch, 5)
@@ -320,6 +322,9 @@ func sendPhase(ctx context.Context, t *testing.T, httpAddr, grpcAddr string, led
 	}
 }
 
+// where selects the rows of this run, in SQL that Trino and Spark both accept.
+func (l *sentLedger) where() string { return fmt.Sprintf("_req_guid LIKE '%s-%%'", l.runID) }
+
 func invalidKey(typ string, rules []string) string {
 	r := slices.Clone(rules)
 	slices.Sort(r)
@@ -338,7 +343,7 @@ func checkValues(ctx context.Context, t *testing.T, trino *lakequery.Trino, ledg
 				columns = append(columns, string(f.Name()))
 			}
 		}
-		rows, err := trino.Rows(ctx, typ, "event_id", columns)
+		rows, err := trino.Rows(ctx, typ, "event_id", ledger.where(), columns)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +372,7 @@ func checkValues(ctx context.Context, t *testing.T, trino *lakequery.Trino, ledg
 // checkDeadLetters checks that dead_letters holds exactly the invalid events, with their rule ids.
 func checkDeadLetters(ctx context.Context, t *testing.T, trino *lakequery.Trino, ledger *sentLedger) {
 	t.Helper()
-	rows, err := trino.Strings(ctx, `SELECT event_type, kind, array_join(array_sort(array_distinct(transform(violations, v -> v.rule_id))), ',') FROM dead_letters`)
+	rows, err := trino.Strings(ctx, `SELECT event_type, kind, array_join(array_sort(array_distinct(transform(violations, v -> v.rule_id))), ',') FROM dead_letters WHERE `+ledger.where())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,10 +389,10 @@ func checkDeadLetters(ctx context.Context, t *testing.T, trino *lakequery.Trino,
 }
 
 // checkPartitions checks dt/hour against the receive time in every table.
-func checkPartitions(ctx context.Context, t *testing.T, trino *lakequery.Trino) {
+func checkPartitions(ctx context.Context, t *testing.T, trino *lakequery.Trino, ledger *sentLedger) {
 	t.Helper()
 	for _, table := range append(slices.Clone(samples.Types), "dead_letters") {
-		n, err := trino.Int(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE dt <> format_datetime(_received_at, 'yyyy-MM-dd') OR hour <> format_datetime(_received_at, 'HH')`, table))
+		n, err := trino.Int(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s AND (dt <> format_datetime(_received_at, 'yyyy-MM-dd') OR hour <> format_datetime(_received_at, 'HH'))`, table, ledger.where()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,9 +409,9 @@ func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) {
 	var stmts []string
 	tables := append(slices.Clone(samples.Types), "dead_letters")
 	for _, table := range tables {
-		stmts = append(stmts, fmt.Sprintf("SELECT count(*) AS n FROM clickstream.%s", table))
+		stmts = append(stmts, fmt.Sprintf("SELECT count(*) AS n FROM clickstream.%s WHERE %s", table, ledger.where()))
 	}
-	stmts = append(stmts, "SELECT event_id, to_json(struct(*)) AS j FROM clickstream.purchase ORDER BY event_id LIMIT 5")
+	stmts = append(stmts, "SELECT event_id, to_json(struct(*)) AS j FROM clickstream.purchase WHERE "+ledger.where()+" ORDER BY event_id LIMIT 5")
 	cmd := exec.Command(filepath.Join(repoRoot(t), "deploy/local/stack.sh"), append([]string{"spark-sql", "--per-statement"}, stmts...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -85,15 +85,18 @@ func (t *Trino) Strings(ctx context.Context, query string) ([][]string, error) {
 	return out, nil
 }
 
-// Rows reads the given columns of table as JSON, keyed by the value of keyColumn, normalised with
-// expect.Normalize. Each column is cast to JSON in Trino, so nested rows, arrays, maps and
+// Rows reads the given columns of the rows of table matching where (SQL; empty: all) as JSON,
+// keyed by the value of keyColumn, normalised with expect.Normalize. Each column is cast to JSON in Trino, so nested rows, arrays, maps and
 // timestamps come back in one comparable form.
-func (t *Trino) Rows(ctx context.Context, table, keyColumn string, columns []string) (map[string]map[string]any, error) {
+func (t *Trino) Rows(ctx context.Context, table, keyColumn, where string, columns []string) (map[string]map[string]any, error) {
 	exprs := []string{fmt.Sprintf("CAST(%s AS varchar)", quote(keyColumn))}
 	for _, c := range columns {
 		exprs = append(exprs, fmt.Sprintf("json_format(CAST(%s AS JSON))", quote(c)))
 	}
 	query := fmt.Sprintf("SELECT %s FROM %s", strings.Join(exprs, ", "), quote(table))
+	if where != "" {
+		query += " WHERE " + where
+	}
 	rows, err := t.Strings(ctx, query)
 	if err != nil {
 		return nil, err
