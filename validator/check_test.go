@@ -303,6 +303,25 @@ func TestCheckerDynamicType(t *testing.T) {
 	}
 }
 
+// TestAutoDecoder: generated code for linked-in types, hyperpb for the others.
+func TestAutoDecoder(t *testing.T) {
+	t.Parallel()
+	c := newTestChecker(t, DecoderAuto, nil)
+	for name, ct := range c.types {
+		if ct.hyper != nil {
+			t.Errorf("%s: hyperpb for a linked-in type", name)
+		}
+	}
+	reg := testRegistry(t, "thing", "this.name != 'bad'")
+	c = newTestChecker(t, DecoderAuto, reg)
+	if c.types["thing"].hyper == nil {
+		t.Error("thing: no hyperpb for a type without generated code")
+	}
+	if res, err := c.Check("thing", thing("bad"), Meta{TopicType: "thing"}); err != nil || res.Valid() {
+		t.Errorf("bad thing: %v %v", res, err)
+	}
+}
+
 func TestCheckerBrokenRuleAtStart(t *testing.T) {
 	t.Parallel()
 	reg := testRegistry(t, "thing", "this.name > 3") // string > int: does not compile

@@ -52,10 +52,11 @@ type Config struct {
 	MaxPollRecords int `env:"MAX_POLL_RECORDS" doc:"most raw records in one transaction (max.poll.records)"`
 	// MaxEventBytes refuses larger events as TOO_LARGE without decoding them.
 	MaxEventBytes int `env:"MAX_EVENT_BYTES" doc:"events larger than this are dead-lettered as TOO_LARGE"`
-	// Decoder is how events are decoded: generated (default: protobuf-go's generated types when
-	// linked in, dynamicpb otherwise) or hyperpb (faster, fewer allocations; opt-in because
-	// hyperpb v0.1.3 crashes on some malformed input, which a guard keeps from it: see guard.go).
-	Decoder string `env:"DECODER" doc:"event decoder: generated (protobuf-go) or hyperpb (faster, opt-in, see README)"`
+	// Decoder is how events are decoded: auto (default: protobuf-go's generated type when it is
+	// linked in, hyperpb otherwise), generated (protobuf-go always, dynamicpb for types without
+	// generated code) or hyperpb (always; faster, fewer allocations; opt-in because hyperpb
+	// v0.1.3 crashes on some malformed input, which a guard keeps from it: see guard.go).
+	Decoder string `env:"DECODER" doc:"event decoder: auto (generated code when linked in, else hyperpb), generated or hyperpb"`
 
 	// CreateTopics creates the contract's topics (kafka.ContractTopics: every type's raw and
 	// valid topic, the catch-all and the DLQ) at start-up if they are missing.
@@ -98,7 +99,7 @@ func DefaultConfig() Config {
 		MetadataMaxAge:     5 * time.Second,
 		MaxPollRecords:     10000,
 		MaxEventBytes:      1000000,
-		Decoder:            DecoderGenerated,
+		Decoder:            DecoderAuto,
 
 		CreateTopics:   true,
 		Topics:         kafka.Topics{Partitions: 3, ReplicationFactor: -1},
@@ -153,7 +154,7 @@ func (c Config) Validate() error {
 		p.Addf("max_event_bytes", "must leave %d bytes for key and headers below producer.batch_max_bytes (%d), got %d",
 			recordSlack, c.Producer.BatchMaxBytes, c.MaxEventBytes)
 	}
-	p.OneOf("decoder", c.Decoder, DecoderHyperPB, DecoderGenerated)
+	p.OneOf("decoder", c.Decoder, DecoderAuto, DecoderGenerated, DecoderHyperPB)
 	if c.CreateTopics {
 		p.Positive("topic.partitions", int64(c.Topics.Partitions))
 		if c.Topics.ReplicationFactor == 0 || c.Topics.ReplicationFactor < -1 {

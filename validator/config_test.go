@@ -43,7 +43,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"zero poll", func(c *Config) { c.MaxPollRecords = 0 }, "max_poll_records: must be positive, got 0"},
 		{"zero event bytes", func(c *Config) { c.MaxEventBytes = 0 }, "max_event_bytes: must be positive, got 0"},
 		{"event bytes over batch", func(c *Config) { c.MaxEventBytes = 1 << 20 }, "max_event_bytes: must leave 8192 bytes for key and headers below producer.batch_max_bytes (1048576), got 1048576"},
-		{"bad decoder", func(c *Config) { c.Decoder = "fast" }, `decoder: must be one of hyperpb, generated, got "fast"`},
+		{"bad decoder", func(c *Config) { c.Decoder = "fast" }, `decoder: must be one of auto, generated, hyperpb, got "fast"`},
 		{"zero partitions", func(c *Config) { c.Topics.Partitions = 0 }, "topic.partitions: must be positive, got 0"},
 		{"zero replication", func(c *Config) { c.Topics.ReplicationFactor = 0 }, "topic.replication_factor: must be positive or -1 (broker default), got 0"},
 		{"zero startup", func(c *Config) { c.StartupTimeout = 0 }, "startup_timeout: must be a positive duration, got 0s"},
