@@ -28,6 +28,7 @@ import (
 	"github.com/clickstream/clickstream/e2e/sender"
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/schemas/samples"
+	"github.com/clickstream/clickstream/services/lake"
 )
 
 func env(name, def string) string {
@@ -244,6 +245,10 @@ func TestRealStack(t *testing.T) {
 	checkValues(ctx, t, trino, ledger)
 	checkDeadLetters(ctx, t, trino, ledger)
 	checkPartitions(ctx, t, trino, ledger)
+	checkSpark(t, ledger, wantCounts)
+	checkCompaction(ctx, t, trino, ledger, lake.Config{URL: warehouse, HDFSUser: hdfsUser, MetastoreURI: hmsURI,
+		Database: lake.DefaultDatabase, HDFSTimeout: 30 * time.Second, MetastoreTimeout: 30 * time.Second, MetastoreRetries: 3})
+	// Spark reads the compacted partitions through the metastore too.
 	checkSpark(t, ledger, wantCounts)
 }
 

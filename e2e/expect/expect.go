@@ -131,8 +131,8 @@ func Normalize(v any, parseTime func(string) (time.Time, bool)) any {
 	return v
 }
 
-// Diff describes how got differs from want, or returns "" when they are equal. Times compare
-// at the given precision (the table's timestamp precision).
+// Diff describes how got differs from want, or returns "" when they are equal. Times are equal
+// when they differ by less than precision (the table's timestamp precision: engines round).
 func Diff(want, got any, precision time.Duration) string {
 	var diffs []string
 	diff("", want, got, precision, &diffs)
@@ -172,7 +172,7 @@ func diff(path string, want, got any, precision time.Duration, out *[]string) {
 		}
 	case time.Time:
 		g, ok := got.(time.Time)
-		if !ok || !w.Truncate(precision).Equal(g.Truncate(precision)) {
+		if !ok || w.Sub(g).Abs() >= precision {
 			*out = append(*out, fmt.Sprintf("%s: want %v, got %v", path, w, got))
 		}
 	default:
