@@ -224,7 +224,7 @@ func TestRealStack(t *testing.T) {
 		}
 		return got, nil
 	}
-	start := time.Now()
+	lastAck := time.Now()
 	waitFor(t, 4*time.Minute, "Trino counts equal to what was acked", func() error {
 		got, err := counts()
 		if err != nil {
@@ -235,7 +235,8 @@ func TestRealStack(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("all rows visible in Trino %.1fs after the last ack", time.Since(start).Seconds())
+	freshness := time.Since(lastAck)
+	t.Logf("all rows visible in Trino %.1fs after the last ack", freshness.Seconds())
 	// Nothing more may arrive: duplicates from the replays after kill -9 would show up here.
 	time.Sleep(12 * time.Second)
 	if got, err := counts(); err != nil || fmt.Sprint(got) != fmt.Sprint(wantCounts) {
@@ -245,7 +246,17 @@ func TestRealStack(t *testing.T) {
 	checkValues(ctx, t, trino, ledger)
 	checkDeadLetters(ctx, t, trino, ledger)
 	checkPartitions(ctx, t, trino, ledger)
-	checkSpark(t, ledger, wantCounts)
+	sparkCounts := checkSpark(t, ledger, wantCounts)
+	trinoCounts, _ := counts()
+	var summary strings.Builder
+	fmt.Fprintf(&summary, "\n%-13s %6s %6s %6s %6s %12s\n", "table", "sent", "acked", "trino", "spark", "dead letters")
+	for _, table := range samples.Types {
+		n := len(ledger.valid[table])
+		fmt.Fprintf(&summary, "%-13s %6d %6d %6d %6s %12s\n", table, n, n, trinoCounts[table], sparkCounts[table], "-")
+	}
+	fmt.Fprintf(&summary, "%-13s %6d %6d %6d %6s %12d\n", "dead_letters", invalidTotal, invalidTotal, trinoCounts["dead_letters"], sparkCounts["dead_letters"], trinoCounts["dead_letters"])
+	fmt.Fprintf(&summary, "freshness: every acked event visible in Trino %.1fs after the last ack (validator and lakewriter killed with -9 and restarted during the run)", freshness.Seconds())
+	t.Log(summary.String())
 	checkCompaction(ctx, t, trino, ledger, lake.Config{URL: warehouse, HDFSUser: hdfsUser, MetastoreURI: hmsURI,
 		Database: lake.DefaultDatabase, HDFSTimeout: 30 * time.Second, MetastoreTimeout: 30 * time.Second, MetastoreRetries: 3})
 	// Spark reads the compacted partitions through the metastore too.
@@ -409,7 +420,7 @@ func checkPartitions(ctx context.Context, t *testing.T, trino *lakequery.Trino, 
 
 // checkSpark reads the same tables through the metastore with Spark: the same counts, and a
 // sample of the same values.
-func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) {
+func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) map[string]string {
 	t.Helper()
 	var stmts []string
 	tables := append(slices.Clone(samples.Types), "dead_letters")
@@ -441,7 +452,11 @@ func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) {
 	if len(results) != len(stmts) {
 		t.Fatalf("spark-sql returned %d results for %d statements", len(results), len(stmts))
 	}
+	sparkCounts := map[string]string{}
 	for i, table := range tables {
+		if len(results[i].Rows) == 1 {
+			sparkCounts[table] = fmt.Sprint(results[i].Rows[0]["n"])
+		}
 		if len(results[i].Rows) != 1 || fmt.Sprint(results[i].Rows[0]["n"]) != fmt.Sprint(wantCounts[table]) {
 			t.Errorf("Spark count of %s = %v, want %d", table, results[i].Rows, wantCounts[table])
 		}
@@ -477,6 +492,7 @@ func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) {
 			t.Errorf("Spark purchase %s: %s", id, d)
 		}
 	}
+	return sparkCounts
 }
 
 func tail(s string, n int) string {
