@@ -220,20 +220,13 @@ func (c *Collector) Run(ctx context.Context) error {
 }
 
 func (c *Collector) producerOpts() []kgo.Opt {
-	codec := map[string]kgo.CompressionCodec{
-		"zstd": kgo.ZstdCompression(), "lz4": kgo.Lz4Compression(), "snappy": kgo.SnappyCompression(), "none": kgo.NoCompression(),
-	}[c.cfg.Producer.Compression]
-	return []kgo.Opt{
-		// acks=all and idempotence (franz-go's default, kept) make an ack mean durable.
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchCompression(codec, kgo.NoCompression()),
-		kgo.ProducerLinger(c.cfg.Producer.Linger),
-		kgo.ProducerBatchMaxBytes(c.cfg.Producer.BatchMaxBytes),
+	// acks=all (in Producer.Opts) and idempotence (franz-go's default, kept) make an ack mean durable.
+	return append(c.cfg.Producer.Opts(),
 		// The in-flight budget binds first; these only keep Produce from ever blocking.
-		kgo.MaxBufferedRecords(int(c.cfg.MaxInflightBytes/recordOverhead) + c.cfg.MaxBatchEvents),
-		kgo.MaxBufferedBytes(int(2 * c.cfg.MaxInflightBytes)),
+		kgo.MaxBufferedRecords(int(c.cfg.MaxInflightBytes/recordOverhead)+c.cfg.MaxBatchEvents),
+		kgo.MaxBufferedBytes(int(2*c.cfg.MaxInflightBytes)),
 		kgo.RecordDeliveryTimeout(max(c.cfg.AckTimeout, time.Second)), // franz-go's minimum is 1s
-	}
+	)
 }
 
 // ensureTopics waits for Kafka and creates the contract's missing topics.

@@ -111,20 +111,7 @@ type Config struct {
 	// StartupTimeout bounds waiting for Kafka and creating topics at start-up.
 	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" doc:"wait for Kafka and topic creation at start-up"`
 	// Producer tunes the Kafka producer (acks=all and idempotence are fixed).
-	Producer ProducerConfig `envPrefix:"PRODUCER_"`
-}
-
-// ProducerConfig tunes the franz-go producer. Acks are always all (acks=-1) and the producer is
-// always idempotent: an ack means durable.
-type ProducerConfig struct {
-	// Compression is the batch codec: zstd, lz4, snappy or none (compression.type).
-	Compression string `env:"COMPRESSION" doc:"batch compression: zstd, lz4, snappy or none (compression.type)"`
-	// Linger is how long a partition's batch waits for more records (linger.ms,
-	// kgo.ProducerLinger); it adds to ack latency.
-	Linger time.Duration `env:"LINGER" doc:"wait for more records before sending a batch (linger.ms)"`
-	// BatchMaxBytes caps one record batch (kgo.ProducerBatchMaxBytes); must not exceed the
-	// topics' max.message.bytes and must hold the largest event.
-	BatchMaxBytes int32 `env:"BATCH_MAX_BYTES" doc:"maximum bytes of one record batch (<= topic max.message.bytes)"`
+	Producer kafka.Producer `envPrefix:"PRODUCER_"`
 }
 
 // DefaultConfig is a configuration that works against a local stack.
@@ -164,7 +151,7 @@ func DefaultConfig() Config {
 		CreateTopics:   true,
 		Topics:         kafka.Topics{Partitions: 3, ReplicationFactor: -1},
 		StartupTimeout: 60 * time.Second,
-		Producer: ProducerConfig{
+		Producer: kafka.Producer{
 			Compression:   "zstd",
 			Linger:        5 * time.Millisecond,
 			BatchMaxBytes: 1 << 20,
@@ -249,10 +236,7 @@ func (c Config) Validate() error {
 	}
 	p.PositiveDuration("startup_timeout", c.StartupTimeout)
 
-	p.OneOf("producer.compression", c.Producer.Compression, "zstd", "lz4", "snappy", "none")
-	if c.Producer.Linger < 0 {
-		p.Addf("producer.linger", "must not be negative, got %s", c.Producer.Linger)
-	}
+	p.Merge("producer", c.Producer.Validate())
 	if int64(c.Producer.BatchMaxBytes) < int64(c.MaxEventBytes)+recordHeaderSlack {
 		p.Addf("producer.batch_max_bytes", "must hold the largest event plus %d bytes of key and headers (max_event_bytes=%d), got %d",
 			recordHeaderSlack, c.MaxEventBytes, c.Producer.BatchMaxBytes)

@@ -66,19 +66,7 @@ type Config struct {
 	// StartupTimeout bounds waiting for Kafka and creating topics at start-up.
 	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" doc:"wait for Kafka and topic creation at start-up"`
 	// Producer tunes the transactional producer (acks=all and idempotence are implied).
-	Producer ProducerConfig `envPrefix:"PRODUCER_"`
-}
-
-// ProducerConfig tunes the franz-go producer of the valid topics and the DLQ.
-type ProducerConfig struct {
-	// Compression is the batch codec: zstd, lz4, snappy or none (compression.type).
-	Compression string `env:"COMPRESSION" doc:"batch compression: zstd, lz4, snappy or none (compression.type)"`
-	// Linger is how long a partition's batch waits for more records (linger.ms); the
-	// transaction's flush sends at once, so it only groups records within one transaction.
-	Linger time.Duration `env:"LINGER" doc:"wait for more records before sending a batch (linger.ms)"`
-	// BatchMaxBytes caps one record batch (kgo.ProducerBatchMaxBytes); it must not exceed the
-	// topics' max.message.bytes. A dead letter that would not fit has its event bytes cut.
-	BatchMaxBytes int32 `env:"BATCH_MAX_BYTES" doc:"maximum bytes of one record batch (<= topic max.message.bytes)"`
+	Producer kafka.Producer `envPrefix:"PRODUCER_"`
 }
 
 // DefaultConfig is a configuration that works against a local stack.
@@ -104,7 +92,7 @@ func DefaultConfig() Config {
 		CreateTopics:   true,
 		Topics:         kafka.Topics{Partitions: 3, ReplicationFactor: -1},
 		StartupTimeout: 60 * time.Second,
-		Producer: ProducerConfig{
+		Producer: kafka.Producer{
 			Compression:   "zstd",
 			Linger:        5 * time.Millisecond,
 			BatchMaxBytes: 1 << 20,
@@ -162,11 +150,7 @@ func (c Config) Validate() error {
 		}
 	}
 	p.PositiveDuration("startup_timeout", c.StartupTimeout)
-	p.OneOf("producer.compression", c.Producer.Compression, "zstd", "lz4", "snappy", "none")
-	if c.Producer.Linger < 0 {
-		p.Addf("producer.linger", "must not be negative, got %s", c.Producer.Linger)
-	}
-	p.Positive("producer.batch_max_bytes", int64(c.Producer.BatchMaxBytes))
+	p.Merge("producer", c.Producer.Validate())
 	return p.Err()
 }
 

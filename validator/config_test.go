@@ -161,7 +161,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	want.MaxPollRecords, want.MaxEventBytes, want.Decoder = 500, 4096, DecoderHyperPB
 	want.CreateTopics, want.Topics = false, kafka.Topics{Partitions: 12, ReplicationFactor: 3}
 	want.StartupTimeout = time.Minute
-	want.Producer = ProducerConfig{Compression: "lz4", Linger: 0, BatchMaxBytes: 2000000}
+	want.Producer = kafka.Producer{Compression: "lz4", Linger: 0, BatchMaxBytes: 2000000}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config from environment\n got %+v\nwant %+v", cfg, want)
 	}

@@ -417,21 +417,9 @@ func (v *Validator) clientOpts() []kgo.Opt {
 		// the raw record's (often old) receive time here. The broker's transaction timeout bounds
 		// a stuck transaction instead.
 		kgo.TransactionTimeout(c.TransactionTimeout),
-		kgo.ProducerLinger(c.Producer.Linger),
-		kgo.ProducerBatchMaxBytes(c.Producer.BatchMaxBytes),
 		kgo.MaxBufferedRecords(c.MaxPollRecords + 1),
 	}
-	switch c.Producer.Compression {
-	case "zstd":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
-	case "lz4":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
-	case "snappy":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
-	default:
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
-	}
-	return opts
+	return append(opts, c.Producer.Opts()...)
 }
 
 // ensureTopics waits for Kafka and creates the contract's topics that are missing.
