@@ -19,8 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kprom"
-	"github.com/twmb/franz-go/plugin/kslog"
 	"google.golang.org/protobuf/proto"
 
 	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
@@ -387,15 +385,7 @@ func (v *Validator) forgetPartitions(_ context.Context, _ *kgo.Client, gone map[
 // clientOpts are the options of the transactional group client.
 func (v *Validator) clientOpts() []kgo.Opt {
 	c := v.cfg
-	opts := []kgo.Opt{
-		// What services/kafka.NewClient sets for every client.
-		kgo.SeedBrokers(c.Kafka.Brokers...),
-		kgo.ClientID(c.Kafka.ClientID),
-		kgo.DialTimeout(c.Kafka.DialTimeout),
-		kgo.RequestRetries(c.Kafka.RequestRetries),
-		kgo.WithLogger(kslog.New(v.log.With("component", "kafka"))),
-		kgo.WithHooks(kprom.NewMetrics(namespace, kprom.Registerer(v.reg), kprom.Subsystem("kafka"))),
-
+	opts := append(kafka.ClientOpts(c.Kafka, v.log, v.reg, namespace),
 		// Consuming: every raw topic, new ones within MetadataMaxAge, only committed records
 		// (the collector's are all committed; read_committed also keeps aborted test data out).
 		kgo.ConsumerGroup(c.Group),
@@ -417,8 +407,8 @@ func (v *Validator) clientOpts() []kgo.Opt {
 		// the raw record's (often old) receive time here. The broker's transaction timeout bounds
 		// a stuck transaction instead.
 		kgo.TransactionTimeout(c.TransactionTimeout),
-		kgo.MaxBufferedRecords(c.MaxPollRecords + 1),
-	}
+		kgo.MaxBufferedRecords(c.MaxPollRecords+1),
+	)
 	return append(opts, c.Producer.Opts()...)
 }
 

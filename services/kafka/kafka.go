@@ -55,10 +55,12 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
-// NewClient builds a client from cfg, logging through log and exporting franz-go's metrics under
-// <namespace>_kafka_* into reg. opts add the role-specific options (producer, consumer group…).
-func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer, namespace string, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{
+// ClientOpts are the options every client of the pipeline starts from: brokers, client id,
+// timeouts, logging through log and franz-go's metrics under <namespace>_kafka_* in reg (none
+// when reg is nil). Callers that build their own kind of client (the validator's
+// kgo.NewGroupTransactSession) append their role's options to these.
+func ClientOpts(cfg Config, log *slog.Logger, reg prometheus.Registerer, namespace string) []kgo.Opt {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.DialTimeout(cfg.DialTimeout),
@@ -67,9 +69,15 @@ func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer, namespac
 	}
 	if reg != nil {
 		m := kprom.NewMetrics(namespace, kprom.Registerer(reg), kprom.Subsystem("kafka"))
-		base = append(base, kgo.WithHooks(m))
+		opts = append(opts, kgo.WithHooks(m))
 	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
+	return opts
+}
+
+// NewClient builds a client from ClientOpts plus opts, the role-specific options (producer,
+// consumer group…).
+func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer, namespace string, opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append(ClientOpts(cfg, log, reg, namespace), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client %s: %w", cfg.ClientID, err)
 	}
