@@ -227,6 +227,24 @@ func (m *ThriftMetastore) EnsureDatabase(ctx context.Context, name, location str
 
 // GetTable implements Metastore, with get_table_req.
 func (m *ThriftMetastore) GetTable(ctx context.Context, db, name string) (Table, error) {
+	t, err := m.getTableReq(ctx, db, name)
+	if err != nil {
+		return Table{}, err
+	}
+	out := Table{Database: t.DbName, Name: t.TableName, Parameters: t.Parameters, PartitionKeys: columnsFrom(t.PartitionKeys)}
+	if t.Sd != nil {
+		out.Location = t.Sd.Location
+		out.Columns = columnsFrom(t.Sd.Cols)
+	}
+	if out.Parameters != nil {
+		out.Comment = out.Parameters["comment"]
+	}
+	return out, nil
+}
+
+// getTableReq is the one get_table_req call (Hive 4 removed get_table); a missing table is
+// ErrNotFound.
+func (m *ThriftMetastore) getTableReq(ctx context.Context, db, name string) (*hms.Table, error) {
 	var res *hms.GetTableResult_
 	err := m.call(ctx, "get_table_req", func(ctx context.Context, c *hms.ThriftHiveMetastoreClient) error {
 		req := hms.NewGetTableRequest()
@@ -237,24 +255,15 @@ func (m *ThriftMetastore) GetTable(ctx context.Context, db, name string) (Table,
 	})
 	var nf *hms.NoSuchObjectException
 	if errors.As(err, &nf) {
-		return Table{}, fmt.Errorf("table %s.%s: %w", db, name, ErrNotFound)
+		return nil, fmt.Errorf("table %s.%s: %w", db, name, ErrNotFound)
 	}
 	if err != nil {
-		return Table{}, err
+		return nil, err
 	}
 	if res == nil || res.Table == nil {
-		return Table{}, fmt.Errorf("table %s.%s: %w", db, name, ErrNotFound)
+		return nil, fmt.Errorf("table %s.%s: %w", db, name, ErrNotFound)
 	}
-	t := res.Table
-	out := Table{Database: t.DbName, Name: t.TableName, Parameters: t.Parameters, PartitionKeys: columnsFrom(t.PartitionKeys)}
-	if t.Sd != nil {
-		out.Location = t.Sd.Location
-		out.Columns = columnsFrom(t.Sd.Cols)
-	}
-	if out.Parameters != nil {
-		out.Comment = out.Parameters["comment"]
-	}
-	return out, nil
+	return res.Table, nil
 }
 
 func columnsFrom(fs []*hms.FieldSchema) []Column {
@@ -316,25 +325,14 @@ func (m *ThriftMetastore) CreateTable(ctx context.Context, t Table) error {
 
 // getTableRaw reads the Thrift table for alter calls, which send the whole table back.
 func (m *ThriftMetastore) getTableRaw(ctx context.Context, db, name string) (*hms.Table, error) {
-	var res *hms.GetTableResult_
-	err := m.call(ctx, "get_table_req", func(ctx context.Context, c *hms.ThriftHiveMetastoreClient) error {
-		req := hms.NewGetTableRequest()
-		req.DbName, req.TblName = db, name
-		var err error
-		res, err = c.GetTableReq(ctx, req)
-		return err
-	})
-	var nf *hms.NoSuchObjectException
-	if errors.As(err, &nf) {
-		return nil, fmt.Errorf("table %s.%s: %w", db, name, ErrNotFound)
-	}
+	t, err := m.getTableReq(ctx, db, name)
 	if err != nil {
 		return nil, err
 	}
-	if res == nil || res.Table == nil || res.Table.Sd == nil {
+	if t.Sd == nil {
 		return nil, fmt.Errorf("table %s.%s: no storage descriptor: %w", db, name, ErrNotFound)
 	}
-	return res.Table, nil
+	return t, nil
 }
 
 // AlterColumns implements Metastore with alter_table_with_environment_context and CASCADE=true.
