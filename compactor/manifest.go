@@ -6,10 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"runtime/debug"
 	"time"
 
 	"github.com/clickstream/clickstream/services/lake"
+	"github.com/clickstream/clickstream/services/run"
 )
 
 // manifestName is the manifest of a generation, in the generation's directory. The name is hidden
@@ -98,17 +98,7 @@ func readManifest(fsys lake.FS, dir string) (*manifest, error) {
 
 // Version names this build of the compactor, as recorded in manifests, file metadata and
 // partition parameters.
-func Version() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/clickstream/clickstream/compactor" {
-				v = d.Version
-			}
-		}
-		if bi.Main.Path == "github.com/clickstream/clickstream/compactor" && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-	}
-	return "compactor " + v
-}
+func Version() string { return version }
+
+// version is read from the build information once; it cannot change while running.
+var version = "compactor " + run.ModuleVersion("github.com/clickstream/clickstream/compactor")

@@ -3,7 +3,6 @@ package lakewriter
 import (
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/clickstream/clickstream/services/lake"
+	"github.com/clickstream/clickstream/services/run"
 )
 
 // Key-value metadata of every file the lakewriter writes: the file's lineage.
@@ -24,20 +24,10 @@ const (
 )
 
 // WriterVersion names this build in file metadata.
-func WriterVersion() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/clickstream/clickstream/lakewriter" {
-				v = d.Version
-			}
-		}
-		if bi.Main.Path == "github.com/clickstream/clickstream/lakewriter" && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-	}
-	return "lakewriter " + v
-}
+func WriterVersion() string { return writerVersion }
+
+// writerVersion is read from the build information once; it cannot change while running.
+var writerVersion = "lakewriter " + run.ModuleVersion("github.com/clickstream/clickstream/lakewriter")
 
 // countingWriter counts the bytes that reached the file.
 type countingWriter struct {
