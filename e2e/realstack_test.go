@@ -69,6 +69,9 @@ type proc struct {
 	env  []string
 	log  string
 	cmd  *exec.Cmd
+	// exited is closed once Wait has returned, so kill and stop can wait for the process
+	// without reading cmd.ProcessState while the waiting goroutine writes it.
+	exited chan struct{}
 }
 
 func (p *proc) start(t *testing.T) {
@@ -84,7 +87,8 @@ func (p *proc) start(t *testing.T) {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
 	}
-	go func() { _ = p.cmd.Wait(); f.Close() }()
+	p.exited = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); f.Close(); close(p.exited) }()
 }
 
 // kill stops the process with SIGKILL: no graceful shutdown, nothing flushed or committed.
@@ -92,19 +96,24 @@ func (p *proc) kill(t *testing.T) {
 	t.Helper()
 	t.Logf("kill -9 %s (pid %d)", p.name, p.cmd.Process.Pid)
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	for p.cmd.ProcessState == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	<-p.exited
 }
 
 func (p *proc) stop() {
-	if p.cmd != nil && p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		deadline := time.Now().Add(30 * time.Second)
-		for p.cmd.ProcessState == nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
+	if p.cmd == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
+		<-p.exited
 	}
 }
 
@@ -435,15 +444,13 @@ func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) m
 	if err != nil {
 		t.Fatalf("spark-sql: %v\n%s", err, tail(stderr.String(), 3000))
 	}
-	var results []struct {
+	type result struct {
 		Statement int              `json:"statement"`
 		Rows      []map[string]any `json:"rows"`
 	}
+	var results []result
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var r struct {
-			Statement int              `json:"statement"`
-			Rows      []map[string]any `json:"rows"`
-		}
+		var r result
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("spark-sql output %q: %v", line, err)
 		}
