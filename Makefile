@@ -5,13 +5,16 @@ SHELL := /usr/bin/env bash
 MODULES := schemas services collector validator lakewriter compactor e2e
 GO      ?= go
 
-.PHONY: help generate check-generated build test lint fmt run demo e2e bench stack-up stack-down stack-status
+.PHONY: help generate docs check-generated build test lint fmt run demo e2e bench stack-up stack-down stack-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
 generate: ## regenerate Go code from schemas/proto (buf, from the tools module)
 	./schemas/generate.sh
+
+docs: ## regenerate README.md's configuration reference from the config structs
+	$(GO) run ./services/cmd/clickstream config-reference README.md
 
 check-generated: generate ## fail if the committed generated code is not what make generate writes
 	@git diff --exit-code -- schemas || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }

@@ -123,3 +123,19 @@ func list(v string) []string {
 	}
 	return out
 }
+
+// RaccoonVariable pairs one of Raccoon's environment variables with the collector's own variable
+// for the same setting, for documentation.
+type RaccoonVariable struct {
+	Raccoon string // e.g. SERVER_WEBSOCKET_PORT
+	Ours    string // e.g. COLLECTOR_HTTP_ADDR
+}
+
+// RaccoonVariables lists every Raccoon variable RaccoonEnv honours, in the order it applies them.
+func RaccoonVariables() []RaccoonVariable {
+	out := make([]RaccoonVariable, len(raccoonAliases))
+	for i, a := range raccoonAliases {
+		out[i] = RaccoonVariable{Raccoon: a.raccoon, Ours: EnvPrefix + a.ours}
+	}
+	return out
+}

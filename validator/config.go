@@ -37,7 +37,7 @@ type Config struct {
 	TransactionalID string `env:"TRANSACTIONAL_ID" doc:"transactional.id prefix; the id is <prefix>-<INSTANCE_ID>"`
 	// InstanceID tells instances apart: the host name by default (a pod name under Kubernetes).
 	// Two validators with the same InstanceID fence each other.
-	InstanceID string `env:"INSTANCE_ID" doc:"unique, stable name of this instance (default: host name); empty: the prefix alone is the transactional.id"`
+	InstanceID string `env:"INSTANCE_ID" docDefault:"(host name)" doc:"unique, stable name of this instance (default: host name); empty: the prefix alone is the transactional.id"`
 	// TransactionTimeout is how long the broker lets a transaction stay open before aborting it
 	// (transaction.timeout.ms); a crashed instance that does not come back blocks read_committed
 	// readers of its output partitions for at most this long.

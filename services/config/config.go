@@ -50,12 +50,15 @@ func FromLookup(dst any, prefix string, lookup Lookup) error {
 type Var struct {
 	Name    string // full variable name
 	Type    string // Go type, e.g. time.Duration
-	Default string // the default as it would be written in the variable
+	Value   string // the current value as it would be written in the variable
+	Default string // Value, or the field's `docDefault` tag where the default depends on the machine
 	Doc     string // the `doc` tag
 }
 
 // Vars lists every environment variable of cfg (a struct or pointer to one) with its current value
-// as the default, in declaration order.
+// as the default, in declaration order. A field whose default depends on the machine (the host
+// name, say) describes it in a `docDefault` tag, which Vars reports instead, so that generated
+// documentation is the same everywhere.
 func Vars(cfg any, prefix string) []Var {
 	v := reflect.ValueOf(cfg)
 	if v.Kind() == reflect.Pointer {
@@ -63,7 +66,12 @@ func Vars(cfg any, prefix string) []Var {
 	}
 	var out []Var
 	walkDoc(v, prefix, func(name string, field reflect.Value, sf reflect.StructField) {
-		out = append(out, Var{Name: name, Type: field.Type().String(), Default: format(field), Doc: sf.Tag.Get("doc")})
+		value := format(field)
+		def, ok := sf.Tag.Lookup("docDefault")
+		if !ok {
+			def = value
+		}
+		out = append(out, Var{Name: name, Type: field.Type().String(), Value: value, Default: def, Doc: sf.Tag.Get("doc")})
 	})
 	return out
 }

@@ -50,6 +50,7 @@ func Main[C any](spec Spec[C], args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	check := fs.Bool("check-config", false, "validate the configuration (defaults + environment) and exit")
 	printEnv := fs.Bool("print-env", false, "print every environment variable with its current value and exit")
+	healthcheck := fs.Bool("healthcheck", false, "ask the running service's admin server (ADMIN_ADDR) for /readyz; exit 0 when ready (container health checks)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,12 +68,19 @@ func Main[C any](spec Spec[C], args []string, stderr io.Writer) int {
 	}
 	if *printEnv {
 		for _, v := range config.Vars(cfg, spec.EnvPrefix) {
-			fmt.Fprintf(stderr, "%s=%s\n", v.Name, v.Default)
+			fmt.Fprintf(stderr, "%s=%s\n", v.Name, v.Value)
 		}
 		return 0
 	}
 	if *check {
 		fmt.Fprintf(stderr, "%s: configuration is valid\n", spec.Name)
+		return 0
+	}
+	if *healthcheck {
+		if err := telemetry.Probe(spec.Telemetry(cfg).AdminAddr, 3*time.Second); err != nil {
+			fmt.Fprintf(stderr, "%s: not ready: %v\n", spec.Name, err)
+			return 1
+		}
 		return 0
 	}
 	tc := spec.Telemetry(cfg)

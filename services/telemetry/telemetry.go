@@ -155,3 +155,32 @@ func (a *Admin) Serve(ctx context.Context) error {
 		return nil
 	}
 }
+
+// Probe asks the admin server at adminAddr for /readyz and returns nil when it answers 200. It is
+// what `<service> -healthcheck` runs inside a container image without a shell or curl (Docker's
+// HEALTHCHECK, compose's healthcheck). A wildcard listen address (0.0.0.0:9100, :9100, [::]:9100)
+// is probed on loopback.
+func Probe(adminAddr string, timeout time.Duration) error {
+	if adminAddr == "" {
+		return errors.New("the admin server is off (ADMIN_ADDR is empty): nothing to probe")
+	}
+	host, port, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return fmt.Errorf("admin address %q: %w", adminAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: timeout}
+	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	resp, err := client.Get(url)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}

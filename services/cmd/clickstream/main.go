@@ -5,6 +5,12 @@
 //	                     broker persisted under the lake directory, and the lake is a local directory
 //	clickstream topics   create every contract topic on CLICKSTREAM_KAFKA_BROKERS (the stack scripts,
 //	                     compose and Kubernetes run this before the services start)
+//	clickstream healthcheck
+//	                     exit 0 when the running process's admin server (CLICKSTREAM_ADMIN_ADDR)
+//	                     answers /readyz with 200: the container image's health check
+//	clickstream config-reference [README.md]
+//	                     print every service's environment variables as Markdown, or rewrite the
+//	                     README's generated configuration reference (make docs)
 //
 // Each service reads its own settings from its own prefix (COLLECTOR_, VALIDATOR_, LAKEWRITER_,
 // COMPACTOR_), exactly as its own binary does; see README, "Configuration".
@@ -34,6 +40,9 @@ import (
 	"github.com/clickstream/clickstream/services/telemetry"
 	"github.com/clickstream/clickstream/validator"
 )
+
+// envPrefix prefixes every environment variable of the all-in-one command.
+const envPrefix = "CLICKSTREAM_"
 
 // Config is the all-in-one command's own configuration (prefix CLICKSTREAM_).
 type Config struct {
@@ -90,8 +99,15 @@ func mainErr(args []string, stderr io.Writer) int {
 	if len(args) > 0 {
 		cmd = args[0]
 	}
+	if cmd == "config-reference" { // documentation: the defaults, whatever the environment says
+		if err := writeReference(args[1:]); err != nil {
+			fmt.Fprintf(stderr, "clickstream config-reference: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	cfg := defaultConfig()
-	err := config.FromEnv(&cfg, "CLICKSTREAM_")
+	err := config.FromEnv(&cfg, envPrefix)
 	if err == nil {
 		err = cfg.validate()
 	}
@@ -107,8 +123,10 @@ func mainErr(args []string, stderr io.Writer) int {
 		err = createTopics(ctx, cfg)
 	case "run":
 		err = runServices(ctx, cfg, stderr)
+	case "healthcheck":
+		err = telemetry.Probe(cfg.Telemetry.AdminAddr, 3*time.Second)
 	default:
-		fmt.Fprintf(stderr, "usage: clickstream [run|topics]\n")
+		fmt.Fprintf(stderr, "usage: clickstream [run|topics|healthcheck|config-reference [README.md]]\n")
 		return 2
 	}
 	if err != nil {
