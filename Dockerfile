@@ -8,10 +8,10 @@
 #   docker build --target compactor  -t clickstream/compactor:0.1.0  .
 #   docker build --target clickstream -t clickstream/clickstream:0.1.0 .   (run, topics, healthcheck)
 #
-# (docker compose build does all five.) The binaries are static (CGO off), the runtime image is
-# distroless: no shell, no package manager, user 65532 (nonroot). The health check is the binary
-# itself: `<binary> -healthcheck` asks the admin server for /readyz, so no curl is needed.
-# Pin the base images by digest in your own registry for reproducible builds.
+# (docker compose build does all five.) The binaries are static (CGO off) and run on scratch as
+# user 65532: no shell, no package manager. The health check is the binary itself:
+# `<binary> -healthcheck` asks the admin server for /readyz, so no curl is needed.
+# For reproducible builds, pin the golang image by digest in your own registry.
 
 ARG GO_VERSION=1.26.8
 ARG VERSION=0.1.0
@@ -34,13 +34,20 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -ldflags "-s -w -X github.com/clickstream/clickstream/validator.Version=v${VERSION}" -o /out/ \
       ./collector/cmd/collector ./validator/cmd/validator ./lakewriter/cmd/lakewriter \
-      ./compactor/cmd/compactor ./services/cmd/clickstream \
- && mkdir -p /out/data
+      ./compactor/cmd/compactor ./services/cmd/clickstream
+# The runtime image's few files: a passwd entry for the non-root user, CA certificates for TLS to
+# Kafka or HDFS, a world-writable /tmp (the compactor's spill files) and /data owned by the user.
+RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp /data \
+ && echo 'nonroot:x:65532:65532:nonroot:/data:/sbin/nologin' > /rootfs/etc/passwd \
+ && echo 'nonroot:x:65532:' > /rootfs/etc/group \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
+ && chmod 1777 /rootfs/tmp
 
-# Shared runtime: a writable /data (the all-in-one's embedded lake, a local lake) and /tmp (the
-# compactor's spill files) owned by the non-root user.
-FROM gcr.io/distroless/static-debian12:nonroot AS runtime
-COPY --from=build --chown=65532:65532 /out/data /data
+# The runtime is scratch plus those files: nothing but the static binary, so no base image tag can
+# float under a release, no shell, no package manager.
+FROM scratch AS runtime
+COPY --from=build /rootfs/ /
+COPY --from=build --chown=65532:65532 /data /data
 USER 65532:65532
 WORKDIR /data
 ENV TMPDIR=/tmp
