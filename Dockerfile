@@ -54,10 +54,13 @@ ENV TMPDIR=/tmp
 
 FROM runtime AS collector
 COPY --from=build /out/collector /usr/local/bin/collector
-# In a container, listen on every interface (the defaults are loopback only).
-ENV COLLECTOR_HTTP_ADDR=0.0.0.0:8080 \
-    COLLECTOR_GRPC_ADDR=0.0.0.0:8081 \
-    COLLECTOR_ADMIN_ADDR=0.0.0.0:9100 \
+# In a container, listen on every interface (the defaults are loopback only). These are Raccoon's
+# variable names on purpose: a Raccoon deployment that switches to this image keeps its own
+# SERVER_WEBSOCKET_PORT, SERVER_GRPC_PORT and METRIC_PROMETHEUS_PORT (they replace these), and
+# COLLECTOR_HTTP_ADDR, COLLECTOR_GRPC_ADDR and COLLECTOR_ADMIN_ADDR still win over all of them.
+ENV SERVER_WEBSOCKET_PORT=8080 \
+    SERVER_GRPC_PORT=8081 \
+    METRIC_PROMETHEUS_PORT=9100 \
     COLLECTOR_LOG_FORMAT=json
 EXPOSE 8080 8081 9100
 STOPSIGNAL SIGTERM

@@ -190,37 +190,52 @@ func TestDockerfileTargets(t *testing.T) {
 				t.Errorf("HEALTHCHECK %q, want %q (no shell in the image)", c.healthcheck, want)
 			}
 			// Every variable set is a real setting; every listen address binds all interfaces on
-			// the default port, and that port is exposed.
+			// the default port, and that port is exposed. A Raccoon variable (the collector image
+			// sets SERVER_WEBSOCKET_PORT and friends) sets the address of its counterpart as ":port".
 			exposed := map[string]bool{}
 			for _, e := range c.expose {
 				exposed[strings.TrimSuffix(e, "/tcp")] = true
 			}
+			listen := map[string]string{}
 			for k, v := range c.env {
 				if k == "TMPDIR" {
 					continue
 				}
-				if _, ok := settings[k]; !ok {
+				s, ok := settings[k]
+				switch {
+				case !ok:
 					t.Errorf("ENV %s is not a setting of any binary", k)
-					continue
+				case strings.HasSuffix(k, "_ADDR"):
+					listen[k] = v
+				case strings.HasSuffix(s.Default, "_ADDR") && settings[s.Default].Name != "":
+					if _, ours := c.env[s.Default]; !ours {
+						listen[s.Default] = ":" + v
+					}
 				}
-				if !strings.HasSuffix(k, "_ADDR") {
-					continue
-				}
-				host, port, err := net.SplitHostPort(v)
-				if err != nil || host != "0.0.0.0" {
-					t.Errorf("ENV %s=%s: want 0.0.0.0:<port>", k, v)
+			}
+			for k, addr := range listen {
+				host, port, err := net.SplitHostPort(addr)
+				if err != nil || (host != "0.0.0.0" && host != "") {
+					t.Errorf("%s=%s: want 0.0.0.0:<port> or :<port> (every interface)", k, addr)
 					continue
 				}
 				if want := defaultPort(t, settings, k); port != want {
-					t.Errorf("ENV %s port %s, want the default %s", k, port, want)
+					t.Errorf("%s port %s, want the default %s", k, port, want)
 				}
 				if !exposed[port] {
 					t.Errorf("port %s of %s is not EXPOSEd", port, k)
 				}
 			}
 			prefix := strings.ToUpper(target) + "_"
-			if _, ok := c.env[prefix+"ADMIN_ADDR"]; !ok {
-				t.Errorf("ENV %sADMIN_ADDR not set: the health check and Prometheus need the admin server reachable", prefix)
+			if _, ok := listen[prefix+"ADMIN_ADDR"]; !ok {
+				t.Errorf("%sADMIN_ADDR not set: the health check and Prometheus need the admin server reachable", prefix)
+			}
+			if target == "collector" || target == "clickstream" {
+				for _, k := range []string{"COLLECTOR_HTTP_ADDR", "COLLECTOR_GRPC_ADDR"} {
+					if _, ok := listen[k]; !ok {
+						t.Errorf("%s is left at its loopback default: clients outside the container cannot connect", k)
+					}
+				}
 			}
 		})
 	}
