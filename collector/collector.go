@@ -236,7 +236,7 @@ func (c *Collector) ensureTopics(ctx context.Context) error {
 	if err := kafka.WaitForBrokers(sctx, c.producer); err != nil {
 		return err
 	}
-	topics := kafka.ContractTopics(c.cfg.TopicPattern, c.registry.Names())
+	topics := kafka.ContractTopics(c.cfg.TopicPattern, kafka.DefaultDLQTopic, c.registry.Names())
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	if err := kafka.EnsureTopics(sctx, c.producer, c.cfg.Topics, topics...); err != nil {

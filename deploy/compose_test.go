@@ -317,6 +317,7 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 		{"CLICKSTREAM_TOPIC_PATTERN", "COLLECTOR_TOPIC_PATTERN"},
 		{"COLLECTOR_TOPIC_PATTERN", "VALIDATOR_RAW_TOPIC_PATTERN"},
 		{"VALIDATOR_DLQ_TOPIC", "LAKEWRITER_DLQ_TOPIC"},
+		{"CLICKSTREAM_DLQ_TOPIC", "VALIDATOR_DLQ_TOPIC"},
 	}
 	for _, pair := range pairs {
 		a, b := effective(settings, all, pair[0]), effective(settings, all, pair[1])

@@ -424,7 +424,7 @@ func (v *Validator) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 		types = append(types, t)
 	}
 	slices.Sort(types)
-	topics := kafka.ContractTopics(v.cfg.RawTopicPattern, types)
+	topics := kafka.ContractTopics(v.cfg.RawTopicPattern, v.cfg.DLQTopic, types)
 	topics = append(topics, v.cfg.DLQTopic)
 	slices.Sort(topics)
 	topics = slices.Compact(topics)

@@ -29,7 +29,7 @@ var testBase = time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
 
 // contractTopics are the topics of the default registry plus the DLQ.
 func contractTopics() []string {
-	return kafka.ContractTopics(kafka.DefaultRawTopicPattern, registry.Default().Names())
+	return kafka.ContractTopics(kafka.DefaultRawTopicPattern, kafka.DefaultDLQTopic, registry.Default().Names())
 }
 
 func startKafka(t *testing.T, topics ...string) *kfake.Cluster {

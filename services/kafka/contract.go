@@ -61,10 +61,13 @@ func regexpQuote(s string) string {
 }
 
 // ContractTopics lists every topic the pipeline needs for the given event types: each type's raw
-// and valid topic, the catch-all raw topic of unknown types, and the DLQ. Topics are created up
-// front from this list (EnsureTopics), never by producing.
-func ContractTopics(rawPattern string, eventTypes []string) []string {
-	topics := []string{RawTopic(rawPattern, UnknownType), DefaultDLQTopic}
+// and valid topic, the catch-all raw topic of unknown types, and the DLQ (dlqTopic; empty means
+// DefaultDLQTopic). Topics are created up front from this list (EnsureTopics), never by producing.
+func ContractTopics(rawPattern, dlqTopic string, eventTypes []string) []string {
+	if dlqTopic == "" {
+		dlqTopic = DefaultDLQTopic
+	}
+	topics := []string{RawTopic(rawPattern, UnknownType), dlqTopic}
 	for _, t := range eventTypes {
 		topics = append(topics, RawTopic(rawPattern, t), ValidTopic(t))
 	}

@@ -39,7 +39,7 @@ func TestTopicNames(t *testing.T) {
 
 func TestContractTopics(t *testing.T) {
 	t.Parallel()
-	got := ContractTopics(DefaultRawTopicPattern, []string{"click"})
+	got := ContractTopics(DefaultRawTopicPattern, "", []string{"click"})
 	want := []string{"clickstream-unknown-log", "clickstream-dlq", "clickstream-click-log", "clickstream-click-valid"}
 	if len(got) != len(want) {
 		t.Fatalf("ContractTopics = %v, want %v", got, want)

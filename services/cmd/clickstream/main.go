@@ -59,6 +59,8 @@ type Config struct {
 	Topics kafka.Topics `envPrefix:"TOPICS_"`
 	// TopicPattern is the raw topic pattern, as the collector's TOPIC_PATTERN.
 	TopicPattern string `env:"TOPIC_PATTERN" doc:"raw topic pattern of the topics command; first %s = event type"`
+	// DLQTopic is the dead-letter topic the topics command creates, as the validator's DLQ_TOPIC.
+	DLQTopic string `env:"DLQ_TOPIC" doc:"dead-letter topic of the topics command (= VALIDATOR_DLQ_TOPIC and LAKEWRITER_DLQ_TOPIC)"`
 }
 
 var allServices = []string{"collector", "validator", "lakewriter", "compactor"}
@@ -71,6 +73,7 @@ func defaultConfig() Config {
 		Kafka:        kafka.DefaultConfig("clickstream-admin"),
 		Topics:       kafka.Topics{Partitions: 3, ReplicationFactor: -1},
 		TopicPattern: kafka.DefaultRawTopicPattern,
+		DLQTopic:     kafka.DefaultDLQTopic,
 	}
 }
 
@@ -89,6 +92,7 @@ func (c Config) validate() error {
 		p.Addf("topic_pattern", "must contain %%s: %q", c.TopicPattern)
 	}
 	p.Required("data_dir", c.DataDir)
+	p.Required("dlq_topic", c.DLQTopic)
 	return p.Err()
 }
 
@@ -147,7 +151,7 @@ func createTopics(ctx context.Context, cfg Config) error {
 	if err := kafka.WaitForBrokers(ctx, cl); err != nil {
 		return err
 	}
-	topics := kafka.ContractTopics(cfg.TopicPattern, registry.Default().Names())
+	topics := kafka.ContractTopics(cfg.TopicPattern, cfg.DLQTopic, registry.Default().Names())
 	if err := kafka.EnsureTopics(ctx, cl, cfg.Topics, topics...); err != nil {
 		return err
 	}
@@ -163,7 +167,7 @@ func runServices(ctx context.Context, cfg Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		topics := kafka.ContractTopics(kafka.DefaultRawTopicPattern, registry.Default().Names())
+		topics := kafka.ContractTopics(kafka.DefaultRawTopicPattern, kafka.DefaultDLQTopic, registry.Default().Names())
 		cluster, err := kfake.NewCluster(
 			kfake.DataDir(filepath.Join(dataDir, ".kafka")),
 			kfake.SeedTopics(3, topics...),
