@@ -181,14 +181,19 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 			errs = append(errs, err)
 			continue
 		}
-		pending := 0
+		pending, counted, files, most := 0, 0, 0, 0
 		for _, p := range parts {
 			if err := ctx.Err(); err != nil {
 				return rep, err
 			}
 			rep.Partitions++
-			pr, deleted, due, err := c.partition(ctx, table, p, now, false)
+			pr, deleted, due, visible, err := c.partition(ctx, table, p, now, false)
 			rep.Deleted += deleted
+			if visible >= 0 {
+				counted++
+				files += visible
+				most = max(most, visible)
+			}
 			if err != nil {
 				rep.Errors++
 				errs = append(errs, fmt.Errorf("%s/%s: %w", table, p, err))
@@ -203,6 +208,9 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 			}
 		}
 		c.m.pending.WithLabelValues(table).Set(float64(pending))
+		c.m.partitionsScanned.WithLabelValues(table).Set(float64(counted))
+		c.m.dataFiles.WithLabelValues(table).Set(float64(files))
+		c.m.filesMax.WithLabelValues(table).Set(float64(most))
 	}
 	c.m.lastScan.SetToCurrentTime()
 	return rep, errors.Join(errs...)
@@ -215,7 +223,7 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 func (c *Compactor) CompactPartition(ctx context.Context, table string, p lake.Partition) (*PartitionReport, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pr, _, _, err := c.partition(ctx, table, p, c.now(), true)
+	pr, _, _, _, err := c.partition(ctx, table, p, c.now(), true)
 	return pr, err
 }
 
@@ -292,23 +300,25 @@ func genName(n int) string { return fmt.Sprintf("g%06d", n) }
 func (s *partState) genDir(n int) string { return path.Join(s.genRoot, genName(n)) }
 
 // partition handles one partition: rescue and cleanup of earlier swaps, then compaction when
-// due. due reports whether it needed compacting (for the pending gauge).
-func (c *Compactor) partition(ctx context.Context, table string, p lake.Partition, now time.Time, force bool) (pr *PartitionReport, deleted int, due bool, err error) {
+// due. due reports whether it needed compacting (for the pending gauge); visible is the number
+// of data files readers see in it afterwards, -1 when unknown (its state unreadable, or not
+// registered in the metastore yet).
+func (c *Compactor) partition(ctx context.Context, table string, p lake.Partition, now time.Time, force bool) (pr *PartitionReport, deleted int, due bool, visible int, err error) {
 	st, err := c.state(ctx, table, p)
 	if err != nil || st == nil {
 		if err != nil {
 			c.m.errors.WithLabelValues(table, "plan").Inc()
 		}
-		return nil, 0, false, err
+		return nil, 0, false, -1, err
 	}
 	deleted, err = c.cleanup(st, now)
 	c.m.deleted.WithLabelValues(table).Add(float64(deleted))
 	if err != nil {
 		c.m.errors.WithLabelValues(table, "cleanup").Inc()
-		return nil, deleted, false, err
+		return nil, deleted, false, c.visibleFiles(st), err
 	}
 	if !c.due(st, now, force) {
-		return nil, deleted, false, nil
+		return nil, deleted, false, c.visibleFiles(st), nil
 	}
 	start := time.Now()
 	pr, step, err := c.compact(ctx, st)
@@ -317,7 +327,7 @@ func (c *Compactor) partition(ctx context.Context, table string, p lake.Partitio
 			c.m.errors.WithLabelValues(table, step).Inc()
 			c.log.Warn("compaction failed", "table", table, "partition", p.String(), "step", step, "err", err)
 		}
-		return nil, deleted, true, err
+		return nil, deleted, true, c.visibleFiles(st), err
 	}
 	pr.Duration = time.Since(start)
 	c.m.duration.WithLabelValues(table).Observe(pr.Duration.Seconds())
@@ -332,7 +342,23 @@ func (c *Compactor) partition(ctx context.Context, table string, p lake.Partitio
 	c.log.Info("partition compacted", "table", table, "partition", p.String(), "generation", pr.Generation,
 		"files_in", pr.FilesIn, "files_out", pr.FilesOut, "rows_in", pr.RowsIn, "rows_out", pr.RowsOut,
 		"duplicates", pr.Duplicates, "bytes_in", pr.BytesIn, "bytes_out", pr.BytesOut, "duration", pr.Duration)
-	return pr, deleted, true, nil
+	return pr, deleted, true, pr.FilesOut, nil
+}
+
+// visibleFiles is the number of data files readers see in the partition as st describes it:
+// those of the directory its location names, -1 when they cannot be listed.
+func (c *Compactor) visibleFiles(st *partState) int {
+	switch {
+	case st.location == st.dir:
+		return len(st.files)
+	case st.cur != nil:
+		return len(st.cur.Outputs)
+	}
+	files, err := dataFiles(c.lake.FS, st.location)
+	if err != nil {
+		return -1
+	}
+	return len(files)
 }
 
 // state reads the partition's current generation and files. It returns nil for a partition the

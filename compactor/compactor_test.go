@@ -557,3 +557,52 @@ func TestRunOnceAndAsAService(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// The files-per-partition gauges count what readers see at each scan: the lakewriter's files
+// before compaction, the generation's files after it (with a metastore the partition directory
+// still holds the replaced files until the grace period ends; readers do not see them).
+func TestScanCountsFilesReadersSee(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes() {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			tl := newTestLake(t, mode.metastore)
+			tl.columns = keyColumns
+			tl.smallFiles()
+			c := tl.compactor(nil)
+			check := func(when string, partitions, files, most int) {
+				t.Helper()
+				got := []float64{
+					testutil.ToFloat64(c.m.partitionsScanned.WithLabelValues(table)),
+					testutil.ToFloat64(c.m.dataFiles.WithLabelValues(table)),
+					testutil.ToFloat64(c.m.filesMax.WithLabelValues(table)),
+				}
+				if want := []float64{float64(partitions), float64(files), float64(most)}; !slices.Equal(got, want) {
+					t.Fatalf("%s: partitions_scanned, data_files, partition_data_files_max = %v, want %v", when, got, want)
+				}
+			}
+
+			tl.clock = part.End().Add(time.Hour) // not sealed: nothing compacted
+			if rep, err := c.CompactOnce(context.Background()); err != nil || len(rep.Compacted) != 0 {
+				t.Fatalf("first scan: %+v, %v", rep, err)
+			}
+			check("before compaction", 1, 12, 12)
+
+			tl.clock = part.End().Add(3 * time.Hour)
+			rep, err := c.CompactOnce(context.Background())
+			if err != nil || len(rep.Compacted) != 1 {
+				t.Fatalf("second scan: %+v, %v", rep, err)
+			}
+			out := rep.Compacted[0].FilesOut
+			if _, names := tl.visible(); len(names) != out || out >= 12 {
+				t.Fatalf("readers see %v, report says %d files", names, out)
+			}
+			check("after compaction", 1, out, out)
+
+			if rep, err := c.CompactOnce(context.Background()); err != nil || len(rep.Compacted) != 0 {
+				t.Fatalf("third scan: %+v, %v", rep, err)
+			}
+			check("next scan", 1, out, out)
+		})
+	}
+}

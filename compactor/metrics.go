@@ -16,6 +16,11 @@ type metrics struct {
 	files      *prometheus.GaugeVec // table, stage (before, after)
 	pending    *prometheus.GaugeVec // table
 	lastScan   prometheus.Gauge
+	// What readers see at the last scan, per table: files per partition is
+	// dataFiles / partitionsScanned on average, filesMax at worst.
+	partitionsScanned *prometheus.GaugeVec // table
+	dataFiles         *prometheus.GaugeVec // table
+	filesMax          *prometheus.GaugeVec // table
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,10 +51,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Partitions due for compaction at the end of the last scan (failed ones)."}, []string{"table"}),
 		lastScan: prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "last_scan_timestamp_seconds",
 			Help: "When the last scan of the lake finished."}),
+		partitionsScanned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "partitions_scanned",
+			Help: "Partitions of the table (within the lookback) whose files the last scan counted."}, []string{"table"}),
+		dataFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "data_files",
+			Help: "Data files readers see in those partitions at the last scan (in the directory each partition's location names)."}, []string{"table"}),
+		filesMax: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "partition_data_files_max",
+			Help: "Most data files readers see in one partition of the table at the last scan."}, []string{"table"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.compacted, m.rowsRead, m.rowsOut, m.duplicates, m.bytesRead, m.bytesOut,
-			m.deleted, m.errors, m.duration, m.files, m.pending, m.lastScan)
+			m.deleted, m.errors, m.duration, m.files, m.pending, m.lastScan, m.partitionsScanned, m.dataFiles, m.filesMax)
 	}
 	return m
 }
