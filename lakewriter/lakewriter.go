@@ -54,6 +54,7 @@ type Lakewriter struct {
 	unknown    map[string]bool // topics of event types this build does not know, paused
 	fatal      error           // a commit failed after its marker: stop, recovery finishes it
 	oldestNano atomic.Int64    // oldest uncommitted record timestamp, for the gauge
+	lagTopics  map[string]bool // topics lag_records has a series for
 
 	// testHook, when set, is called at named points (after-batch, before-marker, rename-N); an
 	// errCrash from it stops the lakewriter there as kill -9 would (tests only).
@@ -88,7 +89,7 @@ func New(cfg Config, deps run.Deps) (*Lakewriter, error) {
 	}
 	s := &Lakewriter{
 		cfg: cfg, log: log, reg: reg, health: deps.Health, catalog: cat, clock: realClock{},
-		tps: map[tp]*partitionWriter{}, unknown: map[string]bool{},
+		tps: map[tp]*partitionWriter{}, unknown: map[string]bool{}, lagTopics: map[string]bool{},
 	}
 	s.m = newMetrics(reg)
 	if reg != nil {
@@ -229,14 +230,20 @@ func (s *Lakewriter) loop(ctx context.Context) error {
 func (s *Lakewriter) handle(fetches kgo.Fetches) error {
 	var err error
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if err != nil || len(p.Records) == 0 {
+		if err != nil {
+			return
+		}
+		w := s.tps[tp{p.Topic, p.Partition}]
+		if w != nil && p.Err == nil {
+			w.end = p.HighWatermark
+		}
+		if len(p.Records) == 0 {
 			return
 		}
 		if s.unknown[p.Topic] {
 			s.cl.PauseFetchTopics(p.Topic)
 			return
 		}
-		w := s.tps[tp{p.Topic, p.Partition}]
 		if w == nil {
 			return // not (or no longer) ours
 		}
@@ -295,6 +302,26 @@ func (s *Lakewriter) updateOldest() {
 		s.oldestNano.Store(oldest.UnixNano())
 	}
 	s.m.openFiles.Set(float64(files))
+	s.updateLag()
+}
+
+// updateLag sets lag_records: per topic, the records from the first offset not in a committed
+// file up to the high watermark of the last fetch, summed over the partitions this instance
+// owns; topics it owns no partition of any more read 0. Called with s.mu held.
+func (s *Lakewriter) updateLag() {
+	sums := map[string]int64{}
+	for _, w := range s.tps {
+		sums[w.topic] += max(0, w.end-w.start) // end is -1 until the first fetch: 0
+	}
+	for t := range s.lagTopics {
+		if _, ok := sums[t]; !ok {
+			s.m.lag.WithLabelValues(t).Set(0)
+		}
+	}
+	for t, n := range sums {
+		s.m.lag.WithLabelValues(t).Set(float64(n))
+		s.lagTopics[t] = true
+	}
 }
 
 func (s *Lakewriter) sortedWriters() []*partitionWriter {
@@ -574,6 +601,7 @@ type partitionWriter struct {
 	openedAt  time.Time // wall time of the first record since start
 	oldest    time.Time // oldest record timestamp since start
 	lastEpoch int32
+	end       int64 // high watermark of the last fetch; -1 before the first
 }
 
 type openFile struct {
@@ -611,7 +639,7 @@ func (f *openFile) observe(visible time.Time, h prometheus.Histogram) {
 }
 
 func newPartitionWriter(s *Lakewriter, topic string, partition int32, schema *Schema) *partitionWriter {
-	return &partitionWriter{s: s, topic: topic, partition: partition, schema: schema, files: map[lake.Partition]*openFile{}, lastEpoch: -1}
+	return &partitionWriter{s: s, topic: topic, partition: partition, schema: schema, files: map[lake.Partition]*openFile{}, lastEpoch: -1, end: -1}
 }
 
 // add writes one record. rewound reports that writing failed and the topic-partition was

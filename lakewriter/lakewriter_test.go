@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -804,4 +805,92 @@ func TestRebalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLake(t, dir, p.want)
+}
+
+// TestLagRecords: lag_records counts, per topic, the records consumed or not yet consumed that
+// no committed file holds, up to the partitions' high watermarks; a commit brings it down to
+// the transaction markers after the last record.
+func TestLagRecords(t *testing.T) {
+	t.Parallel()
+	c := startKafka(t)
+	p := newProducer(t, c)
+	t0 := time.Date(2026, 11, 22, 13, 10, 0, 0, time.UTC)
+	clk := &fakeClock{now: t0}
+	cfg := testConfig(c, t.TempDir())
+	cfg.RotateInterval = 10 * time.Minute
+	in := start(t, cfg, func(lw *Lakewriter) { lw.clock = clk })
+	p.send(t0, time.Millisecond, 3, false) // all in hour 13
+	waitFor(t, "records written", func() bool { return in.caughtUp(p.want) })
+
+	adm := kadm.NewClient(p.cl)
+	ends, err := adm.ListEndOffsets(context.Background(), allTopics()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(committed bool) map[string]float64 {
+		out := map[string]float64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			from := int64(0)
+			if committed {
+				from = p.want.next[tp{o.Topic, o.Partition}]
+			}
+			if _, ok := p.want.next[tp{o.Topic, o.Partition}]; ok {
+				out[o.Topic] += float64(o.Offset - from)
+			}
+		})
+		return out
+	}
+	lagOK := func(want map[string]float64) func() bool {
+		return func() bool {
+			got := gauges(t, in.reg, "clickstream_lakewriter_lag_records", "topic")
+			for topic, n := range want {
+				if got[topic] != n {
+					return false
+				}
+			}
+			return len(want) > 0
+		}
+	}
+	uncommitted := want(false)
+	for topic, n := range uncommitted {
+		if n < 3 {
+			t.Fatalf("fixture: %s ends %v", topic, n)
+		}
+	}
+	waitFor(t, fmt.Sprintf("lag %v before any commit", uncommitted), lagOK(uncommitted))
+
+	clk.Advance(10*time.Minute + time.Second)
+	waitFor(t, "interval rotation", func() bool {
+		return labeled(t, in.reg, "clickstream_lakewriter_commits_total", "reason", "interval") == float64(len(p.want.next))
+	})
+	committed := want(true)
+	waitFor(t, fmt.Sprintf("lag %v (the transaction markers) after the commits", committed), lagOK(committed))
+	for topic, n := range committed {
+		if n >= uncommitted[topic] {
+			t.Fatalf("%s: lag %v after the commits, %v before", topic, n, uncommitted[topic])
+		}
+	}
+}
+
+// gauges returns a gauge's values by the value of one label.
+func gauges(t *testing.T, reg *prometheus.Registry, name, label string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
 }

@@ -29,6 +29,7 @@ type metrics struct {
 	recoveries    prometheus.Counter
 	replayed      prometheus.Counter
 	orphans       prometheus.Counter
+	lag           *prometheus.GaugeVec // topic
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,11 +69,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Renames of a half-finished commit completed by recovery."}),
 		orphans: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "orphans_removed_total",
 			Help: "Uncommitted staging files removed by recovery."}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "lag_records",
+			Help: "Records of the topic not yet in a committed (visible) file: the high watermark of the last fetch minus the first uncommitted offset, summed over the partitions this instance owns. Transaction markers count: a caught-up partition written by the validator reads about 1."}, []string{"topic"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.written, m.committed, m.aborted, m.dropped, m.skipped, m.files, m.bytes,
 			m.commits, m.commitErrors, m.latency, m.commitTime, m.openFiles, m.pending, m.registered,
-			m.registerFails, m.recoveries, m.replayed, m.orphans)
+			m.registerFails, m.recoveries, m.replayed, m.orphans, m.lag)
 	}
 	return m
 }
