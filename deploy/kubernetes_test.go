@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -835,6 +836,59 @@ func TestKubernetesPipelineSettings(t *testing.T) {
 		if d, ok := b.deployments["compactor"]; ok {
 			if replicas("compactor") != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 				t.Errorf("compactor: %d replicas, strategy %q: exactly one may run, so one replica and Recreate", replicas("compactor"), d.Spec.Strategy.Type)
+			}
+		}
+	})
+}
+
+// A few of the API server's syntax rules that decoding does not apply: object, port and label
+// names, and the environment variable names envFrom builds from ConfigMap keys and a prefix.
+func TestKubernetesNames(t *testing.T) {
+	k8sEach(t, func(t *testing.T, b *k8sObjects) {
+		for _, obj := range b.all {
+			m, err := metaOf(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			where := fmt.Sprintf("%T %s", obj, m.GetName())
+			nameRule := validation.IsDNS1123Subdomain
+			if _, ok := obj.(*corev1.Service); ok {
+				nameRule = validation.IsDNS1035Label
+			}
+			for _, msg := range nameRule(m.GetName()) {
+				t.Errorf("%s: name: %s", where, msg)
+			}
+			labelSets := []map[string]string{m.GetLabels()}
+			if d, ok := obj.(*appsv1.Deployment); ok {
+				labelSets = append(labelSets, d.Spec.Template.Labels)
+			}
+			for _, set := range labelSets {
+				for k, v := range set {
+					for _, msg := range append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...) {
+						t.Errorf("%s: label %s=%s: %s", where, k, v, msg)
+					}
+				}
+			}
+			if cm, ok := obj.(*corev1.ConfigMap); ok {
+				for k := range cm.Data {
+					for _, msg := range validation.IsConfigMapKey(k) {
+						t.Errorf("%s: key %s: %s", where, k, msg)
+					}
+				}
+			}
+		}
+		for _, p := range b.pods() {
+			for _, c := range p.spec.Containers {
+				for _, cp := range c.Ports {
+					for _, msg := range validation.IsValidPortName(cp.Name) {
+						t.Errorf("%s %s: port name %q: %s", p.kind, p.name, cp.Name, msg)
+					}
+				}
+				for name := range k8sEnv(t, b, p.kind+" "+p.name, c) {
+					for _, msg := range validation.IsEnvVarName(name) {
+						t.Errorf("%s %s: variable %q: %s", p.kind, p.name, name, msg)
+					}
+				}
 			}
 		}
 	})
