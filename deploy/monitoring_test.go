@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/prometheus/discovery/kubernetes"
 	"sigs.k8s.io/yaml"
 )
 
@@ -56,17 +57,8 @@ type promConfig struct {
 		KubernetesSDConfigs []struct {
 			Role string `json:"role"`
 		} `json:"kubernetes_sd_configs"`
-		RelabelConfigs []relabel `json:"relabel_configs"`
+		RelabelConfigs []map[string]any `json:"relabel_configs"`
 	} `json:"scrape_configs"`
-}
-
-type relabel struct {
-	SourceLabels []string `json:"source_labels"`
-	Separator    string   `json:"separator"`
-	Regex        *string  `json:"regex"`
-	TargetLabel  string   `json:"target_label"`
-	Replacement  *string  `json:"replacement"`
-	Action       string   `json:"action"`
 }
 
 type alertRules struct {
@@ -142,110 +134,62 @@ func checkRuleFiles(t *testing.T, files []string) {
 	}
 }
 
-// applyRelabel runs relabel rules over a target's labels the way Prometheus does for the
-// actions used here (replace, keep, drop); false when the target is dropped.
-func applyRelabel(t *testing.T, rules []relabel, labels map[string]string) bool {
-	t.Helper()
-	for _, r := range rules {
-		sep := r.Separator
-		if sep == "" {
-			sep = ";"
-		}
-		var vals []string
-		for _, l := range r.SourceLabels {
-			vals = append(vals, labels[l])
-		}
-		value := strings.Join(vals, sep)
-		expr := "(.*)"
-		if r.Regex != nil {
-			expr = *r.Regex
-		}
-		re, err := regexp.Compile("^(?:" + expr + ")$")
-		if err != nil {
-			t.Fatalf("regex %q: %v", expr, err)
-		}
-		m := re.FindStringSubmatchIndex(value)
-		switch r.Action {
-		case "keep":
-			if m == nil {
-				return false
-			}
-		case "drop":
-			if m != nil {
-				return false
-			}
-		case "", "replace":
-			if m == nil {
-				continue
-			}
-			repl := "$1"
-			if r.Replacement != nil {
-				repl = *r.Replacement
-			}
-			out := string(re.ExpandString(nil, repl, value, m))
-			if out == "" {
-				delete(labels, r.TargetLabel)
-			} else {
-				labels[r.TargetLabel] = out
-			}
-		default:
-			t.Fatalf("relabel action %q not simulated by this test", r.Action)
-		}
-	}
-	return true
-}
-
 func TestPrometheusKubernetes(t *testing.T) {
-	var cfg promConfig
-	readYAML(t, filepath.Join(monitoringDir, "prometheus", "prometheus-kubernetes.yml"), &cfg)
-	if cfg.Global.ScrapeInterval != "15s" {
-		t.Errorf("scrape_interval = %q, want 15s", cfg.Global.ScrapeInterval)
+	var raw promConfig
+	readYAML(t, filepath.Join(monitoringDir, "prometheus", "prometheus-kubernetes.yml"), &raw)
+	if raw.Global.ScrapeInterval != "15s" {
+		t.Errorf("scrape_interval = %q, want 15s", raw.Global.ScrapeInterval)
 	}
-	checkRuleFiles(t, cfg.RuleFiles)
+	checkRuleFiles(t, raw.RuleFiles)
+	// The relabeling runs through Prometheus's own loader and relabel code.
+	cfg := loadPrometheusConfig(t, "prometheus-kubernetes.yml")
 	var found bool
 	for _, sc := range cfg.ScrapeConfigs {
-		if len(sc.KubernetesSDConfigs) == 0 {
+		var pods bool
+		for _, sd := range sc.ServiceDiscoveryConfigs {
+			if k, ok := sd.(*kubernetes.SDConfig); ok {
+				pods = k.Role == kubernetes.RolePod
+			}
+		}
+		if !pods {
 			continue
 		}
 		found = true
-		if sc.KubernetesSDConfigs[0].Role != "pod" {
-			t.Errorf("job %s: role %s, want pod", sc.JobName, sc.KubernetesSDConfigs[0].Role)
-		}
 		// A pod as the Kubernetes manifests annotate it: the validator, admin port 9101, and a
 		// container port Prometheus discovered first.
-		pod := func(scrape string) map[string]string {
+		pod := func(scrape, path string) map[string]string {
 			return map[string]string{
 				"__address__":      "10.1.2.3:8080",
 				"__metrics_path__": "/metrics",
 				"__meta_kubernetes_pod_annotation_prometheus_io_scrape": scrape,
 				"__meta_kubernetes_pod_annotation_prometheus_io_port":   "9101",
-				"__meta_kubernetes_pod_annotation_prometheus_io_path":   "/metrics",
+				"__meta_kubernetes_pod_annotation_prometheus_io_path":   path,
 				"__meta_kubernetes_pod_label_app_kubernetes_io_name":    "validator",
 				"__meta_kubernetes_pod_phase":                           "Running",
 				"__meta_kubernetes_namespace":                           "clickstream",
 				"__meta_kubernetes_pod_name":                            "validator-0",
 			}
 		}
-		labels := pod("true")
-		if !applyRelabel(t, sc.RelabelConfigs, labels) {
+		got, keep := relabelTarget(pod("true", "/metrics"), sc.RelabelConfigs)
+		if !keep {
 			t.Fatalf("job %s drops an annotated pod", sc.JobName)
 		}
 		for name, want := range map[string]string{"__address__": "10.1.2.3:9101", "__metrics_path__": "/metrics", "service": "validator"} {
-			if labels[name] != want {
-				t.Errorf("job %s: %s = %q, want %q (labels %v)", sc.JobName, name, labels[name], want, labels)
+			if v := got.Get(name); v != want {
+				t.Errorf("job %s: %s = %q, want %q (labels %v)", sc.JobName, name, v, want, got)
 			}
 		}
-		other := pod("true")
-		other["__meta_kubernetes_pod_annotation_prometheus_io_path"] = "/admin/metrics"
-		if applyRelabel(t, sc.RelabelConfigs, other); other["__metrics_path__"] != "/admin/metrics" {
-			t.Errorf("job %s: the path annotation is not used: %v", sc.JobName, other)
+		if got, _ := relabelTarget(pod("true", "/admin/metrics"), sc.RelabelConfigs); got.Get("__metrics_path__") != "/admin/metrics" {
+			t.Errorf("job %s: the path annotation is not used: %v", sc.JobName, got)
 		}
-		if applyRelabel(t, sc.RelabelConfigs, pod("false")) || applyRelabel(t, sc.RelabelConfigs, pod("")) {
-			t.Errorf("job %s keeps pods without prometheus.io/scrape: \"true\"", sc.JobName)
+		for _, scrape := range []string{"false", ""} {
+			if _, keep := relabelTarget(pod(scrape, "/metrics"), sc.RelabelConfigs); keep {
+				t.Errorf("job %s keeps pods with prometheus.io/scrape: %q", sc.JobName, scrape)
+			}
 		}
 	}
 	if !found {
-		t.Error("no scrape job with kubernetes_sd_configs")
+		t.Error("no scrape job with kubernetes_sd_configs role pod")
 	}
 }
 
