@@ -185,7 +185,7 @@ func TestKubernetesFilesDecodeStrictly(t *testing.T) {
 				t.Errorf("%s: %v", rel, err)
 				break
 			}
-			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			if len(bytes.TrimSpace(k8sStripComments(doc))) == 0 {
 				continue
 			}
 			if _, err := k8sDecode(doc); err != nil {
@@ -203,7 +203,7 @@ func TestKubernetesFilesDecodeStrictly(t *testing.T) {
 	}
 }
 
-func stripComments(doc []byte) []byte {
+func k8sStripComments(doc []byte) []byte {
 	var out []byte
 	for _, line := range bytes.Split(doc, []byte("\n")) {
 		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
@@ -223,16 +223,16 @@ type k8sPod struct {
 
 func (b *k8sObjects) pods() []k8sPod {
 	var out []k8sPod
-	for _, d := range sortedValues(b.deployments) {
+	for _, d := range k8sSorted(b.deployments) {
 		out = append(out, k8sPod{"Deployment", d.Name, d.Spec.Template.ObjectMeta, d.Spec.Template.Spec})
 	}
-	for _, j := range sortedValues(b.jobs) {
+	for _, j := range k8sSorted(b.jobs) {
 		out = append(out, k8sPod{"Job", j.Name, j.Spec.Template.ObjectMeta, j.Spec.Template.Spec})
 	}
 	return out
 }
 
-func sortedValues[T any](m map[string]T) []T {
+func k8sSorted[T any](m map[string]T) []T {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -275,14 +275,14 @@ func k8sImagePinned(image string) bool {
 func TestKubernetesImagePinned(t *testing.T) {
 	for image, want := range map[string]bool{
 		"clickstream/collector:0.1.0": true, "clickstream/collector": false, "clickstream/collector:latest": false,
-		"registry:5000/clickstream/collector": false, "registry:5000/clickstream/collector:0.1.0": true,
+		"host:5000/clickstream/collector": false, "host:5000/clickstream/collector:0.1.0": true,
 		"clickstream/collector@sha256:" + strings.Repeat("ab", 32): true,
 	} {
 		if got := k8sImagePinned(image); got != want {
 			t.Errorf("k8sImagePinned(%q) = %v", image, got)
 		}
 	}
-	if s := k8sImageService("registry:5000/clickstream/collector:0.1.0"); s != "collector" {
+	if s := k8sImageService("host:5000/clickstream/collector:0.1.0"); s != "collector" {
 		t.Errorf("k8sImageService = %q", s)
 	}
 }
@@ -486,7 +486,7 @@ func k8sAddrPort(t *testing.T, addr string) int32 {
 func TestKubernetesDeployments(t *testing.T) {
 	settings := knownSettings(t)
 	k8sEach(t, func(t *testing.T, b *k8sObjects) {
-		for _, d := range sortedValues(b.deployments) {
+		for _, d := range k8sSorted(b.deployments) {
 			spec := d.Spec.Template.Spec
 			if len(spec.Containers) != 1 {
 				t.Errorf("Deployment %s: %d containers, want one", d.Name, len(spec.Containers))
@@ -584,7 +584,7 @@ func TestKubernetesDeployments(t *testing.T) {
 				preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 			}
 			if g := spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= shutdown+preStop {
-				t.Errorf("%s: terminationGracePeriodSeconds %v must exceed SHUTDOWN_TIMEOUT %v + preStop %v", where, ptrString(g), shutdown, preStop)
+				t.Errorf("%s: terminationGracePeriodSeconds %v must exceed SHUTDOWN_TIMEOUT %v + preStop %v", where, k8sPtr(g), shutdown, preStop)
 			}
 			if service == "collector" && preStop <= 0 {
 				t.Errorf("%s: no preStop sleep: the listeners would close while endpoints still send new connections", where)
@@ -593,7 +593,7 @@ func TestKubernetesDeployments(t *testing.T) {
 	})
 }
 
-func ptrString[T any](p *T) string {
+func k8sPtr[T any](p *T) string {
 	if p == nil {
 		return "unset"
 	}
@@ -607,7 +607,7 @@ func TestKubernetesServices(t *testing.T) {
 		for _, s := range b.services {
 			byName[s.Name] = s
 			var matched []*appsv1.Deployment
-			for _, d := range sortedValues(b.deployments) {
+			for _, d := range k8sSorted(b.deployments) {
 				if len(s.Spec.Selector) > 0 && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
 					matched = append(matched, d)
 				}
@@ -662,7 +662,7 @@ func TestKubernetesCollectorAvailability(t *testing.T) {
 				t.Errorf("PodDisruptionBudget %s: %v", p.Name, err)
 				continue
 			}
-			for _, other := range sortedValues(b.deployments) {
+			for _, other := range k8sSorted(b.deployments) {
 				if sel.Empty() || sel.Matches(labels.Set(other.Spec.Template.Labels)) {
 					if other.Name == "collector" {
 						pdb = p
@@ -846,7 +846,7 @@ func TestKubernetesPipelineSettings(t *testing.T) {
 func TestKubernetesNames(t *testing.T) {
 	k8sEach(t, func(t *testing.T, b *k8sObjects) {
 		for _, obj := range b.all {
-			m, err := metaOf(obj)
+			m, err := k8sMeta(obj)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -902,7 +902,7 @@ func TestKubernetesOverlayNamespace(t *testing.T) {
 	}
 	ns := b.namespaces[0].Name
 	for _, obj := range b.all {
-		m, err := metaOf(obj)
+		m, err := k8sMeta(obj)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -912,7 +912,7 @@ func TestKubernetesOverlayNamespace(t *testing.T) {
 	}
 }
 
-func metaOf(obj runtime.Object) (metav1.Object, error) {
+func k8sMeta(obj runtime.Object) (metav1.Object, error) {
 	m, ok := obj.(metav1.Object)
 	if !ok {
 		return nil, fmt.Errorf("%T has no object metadata", obj)
