@@ -430,7 +430,7 @@ func k8sNonRoot(pod *corev1.PodSecurityContext, c *corev1.SecurityContext) bool 
 	return nonRoot && user != 0
 }
 
-// The images are distroless: no shell, no sleep, nothing but the binary. An exec command can only
+// The images are scratch plus the binary: no shell, no sleep. An exec command can only
 // be the binary itself.
 func k8sNoShell(t *testing.T, where string, c corev1.Container) {
 	t.Helper()
