@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,4 +375,34 @@ func TestClientCloseGetsPendingAcks(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
 		t.Fatalf("after the ack: %v, want the close echoed", err)
 	}
+}
+
+// TestServerPings: the server pings every connection each PingInterval, again and again, also
+// while the client sends nothing (pings come from a timer, not from a goroutine per connection).
+func TestServerPings(t *testing.T) {
+	h := start(t, func(c *Config) {
+		c.PingInterval = 100 * time.Millisecond
+		c.ReadTimeout = 10 * time.Second
+	})
+	conn := dial(t, h.wsURL(), "pinged", "")
+	var pings atomic.Int32
+	conn.SetPingHandler(func(data string) error {
+		if data == "--ping--" {
+			pings.Add(1)
+		}
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, "three server pings", func() bool { return pings.Load() >= 3 })
+	// Acks still flow on a pinged connection.
+	sendWS(t, conn, batch("after-pings", "click"), false)
+	eventually(t, "the ack", func() bool {
+		return testutil.ToFloat64(h.c.m.batchesAcked.WithLabelValues(transportWS, "success")) >= 1
+	})
 }

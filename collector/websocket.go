@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -36,7 +37,7 @@ func newConnTable(max int, gauge prometheus.Gauge) *connTable {
 
 // admit registers w, or tells why not: code 4 at the connection limit, code 5 for an identity
 // that is already connected (the new connection is refused, the old one kept), as Raccoon.
-// On admission the caller's two goroutines are counted in wg.
+// On admission the caller's reader goroutine is counted in wg.
 func (t *connTable) admit(w *wsConn, wg *sync.WaitGroup) (o outcome, closeCode int, closeText string, admitted bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -54,7 +55,7 @@ func (t *connTable) admit(w *wsConn, wg *sync.WaitGroup) (o outcome, closeCode i
 	t.byKey[w.key] = w
 	t.all[w] = struct{}{}
 	t.gauge.Set(float64(len(t.all)))
-	wg.Add(2)
+	wg.Add(1)
 	return ok, 0, "", true
 }
 
@@ -110,10 +111,11 @@ func (c *Collector) identityFrom(get func(string) string) (identity, error) {
 	return id, nil
 }
 
-// wsConn is one WebSocket. Its reader goroutine reads frames and submits batches; its writer
-// goroutine is the only one that writes messages to the client, each with a deadline, so a
-// client that does not read delays nobody but itself. Acks are written as batches complete,
-// in any order.
+// wsConn is one WebSocket. Its reader goroutine reads frames and submits batches, and at the end
+// drains and closes the connection. Acks are queued as batches complete, in any order, and
+// written by a writer goroutine that exists only while the queue is not empty: one writer at a
+// time, each write with a deadline, so a client that does not read delays nobody but itself,
+// and an idle connection costs one goroutine, not two. Pings come from a timer.
 type wsConn struct {
 	c    *Collector
 	conn *websocket.Conn
@@ -121,15 +123,22 @@ type wsConn struct {
 	key  connKey
 
 	// slots bounds the batches read and not yet answered; the reader takes one per frame, the
-	// writer gives it back after writing the answer. out has as much room as slots, so an
-	// answer never blocks whoever completes the batch.
+	// writer gives it back after writing the answer.
 	slots chan struct{}
-	out   chan wsReply
 
-	mu       sync.Mutex // orders deadline extensions against shutdown
-	stopped  bool
-	stop     chan struct{} // closed to stop reading (shutdown)
-	readDone chan struct{} // closed when the reader has stopped; the fields below are then set
+	mu      sync.Mutex // orders deadline extensions against shutdown
+	stopped bool
+	stop    chan struct{} // closed to stop reading (shutdown)
+
+	wmu     sync.Mutex // guards queue, writing and pingOff
+	queue   []wsReply  // answers not yet written
+	writing bool       // a writer goroutine is running
+	pingOff bool       // the connection is ending: no more pings
+	wrote   chan struct{}
+	broken  atomic.Bool // a write failed: the connection is being torn down
+	ping    *time.Timer
+
+	// Set by the reader before it drains; read only by the reader.
 
 	closeCode  int    // the close frame to send after the last ack; 0: none (connection lost)
 	closeText  string //
@@ -160,12 +169,11 @@ func (c *Collector) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws := &wsConn{
 		c: c, conn: conn, id: id,
-		key:      connKey{id: id.id, group: id.group},
-		slots:    make(chan struct{}, c.cfg.MaxInflightPerConn),
-		out:      make(chan wsReply, c.cfg.MaxInflightPerConn),
-		stop:     make(chan struct{}),
-		readDone: make(chan struct{}),
-		bucket:   tokenBucket{rate: c.cfg.RateLimit, burst: float64(c.cfg.RateBurst)},
+		key:    connKey{id: id.id, group: id.group},
+		slots:  make(chan struct{}, c.cfg.MaxInflightPerConn),
+		stop:   make(chan struct{}),
+		wrote:  make(chan struct{}, 1),
+		bucket: tokenBucket{rate: c.cfg.RateLimit, burst: float64(c.cfg.RateBurst)},
 	}
 	if ws.key.group == "" {
 		ws.key.group = c.cfg.ConnGroupDefault
@@ -180,8 +188,10 @@ func (c *Collector) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.refuse(conn, encodeResponse(resp, false), code, text)
 		return
 	}
+	// Armed after the assignment, so the callback never sees a nil timer.
+	ws.ping = time.AfterFunc(time.Duration(1<<62), ws.sendPing)
+	ws.ping.Reset(c.cfg.PingInterval)
 	go ws.read()
-	go ws.write()
 }
 
 // refuse answers a connection that was not admitted and closes it.
@@ -228,7 +238,7 @@ func (w *wsConn) read() {
 	c := w.c
 	defer func() {
 		c.conns.release(w)
-		close(w.readDone)
+		w.finish()
 		c.wsWG.Done()
 	}()
 	conn := w.conn
@@ -369,68 +379,100 @@ func (w *wsConn) handle(kind int, buf interface{ Bytes() []byte }, received time
 	c.submit(w.stop, w.id, req, received, func(o outcome) { w.answer(asJSON, guid, o, received) })
 }
 
-// answer queues the reply to a batch; it never blocks (out has room for every slot).
+// answer queues the reply to a batch and makes sure a writer runs; it never blocks.
 func (w *wsConn) answer(asJSON bool, guid string, o outcome, received time.Time) {
 	w.c.observe(transportWS, o, received)
 	kind := websocket.BinaryMessage
 	if asJSON {
 		kind = websocket.TextMessage
 	}
-	w.out <- wsReply{kind: kind, data: encodeResponse(response(guid, o), asJSON)}
+	reply := wsReply{kind: kind, data: encodeResponse(response(guid, o), asJSON)}
+	w.wmu.Lock()
+	w.queue = append(w.queue, reply)
+	start := !w.writing
+	w.writing = true
+	w.wmu.Unlock()
+	if start {
+		go w.writeQueued()
+	}
 }
 
-func (w *wsConn) write() {
+// writeQueued writes the queued answers until the queue is empty, then ends.
+func (w *wsConn) writeQueued() {
+	for {
+		w.wmu.Lock()
+		batch := w.queue
+		w.queue = nil
+		if len(batch) == 0 {
+			w.writing = false
+			w.wmu.Unlock()
+			return
+		}
+		w.wmu.Unlock()
+		for _, m := range batch {
+			if !w.broken.Load() {
+				_ = w.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.WriteTimeout))
+				if err := w.conn.WriteMessage(m.kind, m.data); err != nil {
+					w.fail()
+				}
+			}
+			<-w.slots
+		}
+		select { // wake a draining reader
+		case w.wrote <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fail tears a connection down after a failed write: the reader stops too.
+func (w *wsConn) fail() {
+	w.broken.Store(true)
+	_ = w.conn.NetConn().Close()
+}
+
+// sendPing runs on the ping timer. gorilla allows control frames concurrently with the writer.
+func (w *wsConn) sendPing() {
+	if w.broken.Load() {
+		return
+	}
+	err := w.conn.WriteControl(websocket.PingMessage, []byte("--ping--"), time.Now().Add(w.c.cfg.WriteTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		w.fail()
+		return
+	}
+	w.wmu.Lock()
+	if !w.pingOff {
+		w.ping.Reset(w.c.cfg.PingInterval)
+	}
+	w.wmu.Unlock()
+}
+
+// finish runs when the reader has stopped and takes no more slots: it waits until every batch in
+// flight is answered, sends the close frame and closes the connection.
+func (w *wsConn) finish() {
 	c := w.c
 	defer func() {
 		_ = w.conn.Close()
 		c.conns.closedConn(w)
-		c.wsWG.Done()
 	}()
-	broken := false
-	fail := func() {
-		broken = true
-		_ = w.conn.NetConn().Close() // the reader stops too
-	}
-	send := func(m wsReply) {
-		if !broken {
-			_ = w.conn.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			if err := w.conn.WriteMessage(m.kind, m.data); err != nil {
-				fail()
-			}
-		}
-		<-w.slots
-	}
-	ping := time.NewTicker(c.cfg.PingInterval)
-	defer ping.Stop()
-	for running := true; running; {
-		select {
-		case m := <-w.out:
-			send(m)
-		case <-ping.C:
-			if !broken {
-				if err := w.conn.WriteControl(websocket.PingMessage, []byte("--ping--"), time.Now().Add(c.cfg.WriteTimeout)); err != nil {
-					fail()
-				}
-			}
-		case <-w.readDone:
-			running = false
-		}
-	}
-	// The reader has stopped and takes no more slots: answer every batch still in flight.
 	flush := time.NewTimer(c.cfg.InflightWait + c.cfg.AckTimeout + c.cfg.WriteTimeout)
 	defer flush.Stop()
 drain:
 	for len(w.slots) > 0 {
 		select {
-		case m := <-w.out:
-			send(m)
+		case <-w.wrote:
 		case <-flush.C:
 			break drain
 		case <-c.kill:
 			break drain
 		}
 	}
-	if broken || w.closeCode == 0 {
+	w.wmu.Lock()
+	w.pingOff = true
+	w.ping.Stop()
+	w.wmu.Unlock()
+	if w.broken.Load() || w.closeCode == 0 {
 		return
 	}
 	msg := websocket.FormatCloseMessage(w.closeCode, w.closeText)
