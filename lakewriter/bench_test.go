@@ -31,7 +31,13 @@ import (
 // Parquet file (row groups and footer included). bytes/op is the protobuf input.
 //
 //	go test -run '^$' -bench WriteRows -benchmem ./lakewriter/
-func BenchmarkWriteRows(b *testing.B) {
+func BenchmarkWriteRows(b *testing.B) { benchWriteRows(b, true) }
+
+// BenchmarkWriteRowsReflective is the same through the reflective path (proto.Unmarshal and
+// protoreflect), which the wire path replaced as the hot path.
+func BenchmarkWriteRowsReflective(b *testing.B) { benchWriteRows(b, false) }
+
+func benchWriteRows(b *testing.B, wire bool) {
 	at := time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)
 	for _, typ := range samples.Types {
 		b.Run(typ, func(b *testing.B) {
@@ -52,11 +58,21 @@ func BenchmarkWriteRows(b *testing.B) {
 			sys := sysValues{receivedAt: at, reqGUID: "0a8c4b3e-7f3c-4e51-9d2b-2f3c1d9a8e11", hasIndex: true, connGroup: "web", partition: 1}
 			b.ResetTimer()
 			for i := range b.N {
+				data := values[i%len(values)]
+				sys.offset, sys.eventIndex = int64(i), int32(i%50)
+				if wire {
+					ok, err := f.writeWire(data, sys)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if ok {
+						continue
+					}
+				}
 				msg := s.newMessage()
-				if err := proto.Unmarshal(values[i%len(values)], msg); err != nil {
+				if err := proto.Unmarshal(data, msg); err != nil {
 					b.Fatal(err)
 				}
-				sys.offset, sys.eventIndex = int64(i), int32(i%50)
 				if err := f.write(msg.ProtoReflect(), sys); err != nil {
 					b.Fatal(err)
 				}

@@ -17,7 +17,7 @@ import (
 
 // kindsFile declares a message with a field of every kind the mapping covers, built in code so
 // that the example schemas need not grow for the test.
-func kindsFile(t *testing.T) protoreflect.FileDescriptor {
+func kindsFile(t testing.TB) protoreflect.FileDescriptor {
 	t.Helper()
 	type F = descriptorpb.FieldDescriptorProto
 	T := func(x descriptorpb.FieldDescriptorProto_Type) *descriptorpb.FieldDescriptorProto_Type { return &x }
@@ -117,6 +117,28 @@ func TestEveryKind(t *testing.T) {
 	}
 	golden(t, "schema/kinds.golden", renderSchema(s))
 
+	msgs := everyKindMessages(fd)
+	rows := writeAndRead(t, s, msgs)
+	for i, m := range msgs {
+		got := rows[i]
+		for _, k := range []string{ColReceivedAt, ColReqGUID, ColEventIndex, ColConnGroup, ColKafkaPartition, ColKafkaOffset} {
+			delete(got, k)
+		}
+		diffRows(t, "message "+string(rune('0'+i)), expectRow(m), got)
+	}
+	if rows[0]["u64"] != "18446744073709551615" || rows[0]["maybe"] != int64(0) || rows[1]["maybe"] != nil || rows[2]["text"] != "" || rows[1]["text"] != nil {
+		t.Errorf("spot checks: u64 %v, maybe %v/%v, text %q/%v", rows[0]["u64"], rows[0]["maybe"], rows[1]["maybe"], rows[2]["text"], rows[1]["text"])
+	}
+	if _, err := NewSchema("loop", fd.Messages().ByName("Loop")); err == nil || !strings.Contains(err.Error(), "recursive") {
+		t.Errorf("recursive message: %v", err)
+	}
+}
+
+// everyKindMessages are the messages of TestEveryKind: one with every field set (extreme values,
+// nested and repeated messages, maps, unknown enum numbers), an empty one, and one with only a
+// oneof string set to "".
+func everyKindMessages(fd protoreflect.FileDescriptor) []proto.Message {
+	md := fd.Messages().ByName("Kinds")
 	f := func(name string) protoreflect.FieldDescriptor { return md.Fields().ByName(protoreflect.Name(name)) }
 	innerMD := fd.Messages().ByName("Inner")
 	deepMD := fd.Messages().ByName("Deep")
@@ -185,19 +207,5 @@ func TestEveryKind(t *testing.T) {
 	textOnly := dynamicpb.NewMessage(md)
 	textOnly.Set(f("text"), protoreflect.ValueOfString(""))
 
-	msgs := []proto.Message{full, empty, textOnly}
-	rows := writeAndRead(t, s, msgs)
-	for i, m := range msgs {
-		got := rows[i]
-		for _, k := range []string{ColReceivedAt, ColReqGUID, ColEventIndex, ColConnGroup, ColKafkaPartition, ColKafkaOffset} {
-			delete(got, k)
-		}
-		diffRows(t, "message "+string(rune('0'+i)), expectRow(m), got)
-	}
-	if rows[0]["u64"] != "18446744073709551615" || rows[0]["maybe"] != int64(0) || rows[1]["maybe"] != nil || rows[2]["text"] != "" || rows[1]["text"] != nil {
-		t.Errorf("spot checks: u64 %v, maybe %v/%v, text %q/%v", rows[0]["u64"], rows[0]["maybe"], rows[1]["maybe"], rows[2]["text"], rows[1]["text"])
-	}
-	if _, err := NewSchema("loop", fd.Messages().ByName("Loop")); err == nil || !strings.Contains(err.Error(), "recursive") {
-		t.Errorf("recursive message: %v", err)
-	}
+	return []proto.Message{full, empty, textOnly}
 }

@@ -593,6 +593,7 @@ type partitionWriter struct {
 	topic     string
 	partition int32
 	schema    *Schema
+	rows      *rowBuilder // turns records into Parquet rows (wire path, else reflective)
 
 	start     int64 // first offset not in a committed file
 	next      int64 // next offset to accept; records below it are committed already
@@ -639,7 +640,7 @@ func (f *openFile) observe(visible time.Time, h prometheus.Histogram) {
 }
 
 func newPartitionWriter(s *Lakewriter, topic string, partition int32, schema *Schema) *partitionWriter {
-	return &partitionWriter{s: s, topic: topic, partition: partition, schema: schema, files: map[lake.Partition]*openFile{}, lastEpoch: -1, end: -1}
+	return &partitionWriter{s: s, topic: topic, partition: partition, schema: schema, rows: schema.newRowBuilder(), files: map[lake.Partition]*openFile{}, lastEpoch: -1, end: -1}
 }
 
 // add writes one record. rewound reports that writing failed and the topic-partition was
@@ -660,12 +661,19 @@ func (w *partitionWriter) add(r *kgo.Record) (rewound bool, err error) {
 	if w.oldest.IsZero() || r.Timestamp.Before(w.oldest) {
 		w.oldest = r.Timestamp
 	}
-	msg := w.schema.newMessage()
-	if err := proto.Unmarshal(r.Value, msg); err != nil {
-		s.m.dropped.WithLabelValues("undecodable").Inc()
-		s.log.Error("record does not decode as its table's message; dropped", "topic", r.Topic, "partition", r.Partition,
-			"offset", r.Offset, "message", w.schema.Message.FullName(), "err", err)
-		return false, nil
+	// The row comes straight from the record's bytes; what that path does not handle exactly as
+	// proto.Unmarshal would is decoded and converted by reflection instead (wirerow.go).
+	sys := sysFromRecord(r)
+	row, ok := w.rows.buildWire(r.Value, sys)
+	if !ok {
+		msg := w.schema.newMessage()
+		if err := proto.Unmarshal(r.Value, msg); err != nil {
+			s.m.dropped.WithLabelValues("undecodable").Inc()
+			s.log.Error("record does not decode as its table's message; dropped", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "message", w.schema.Message.FullName(), "err", err)
+			return false, nil
+		}
+		row = w.rows.build(msg.ProtoReflect(), sys)
 	}
 	part := lake.PartitionOf(r.Timestamp)
 	f := w.files[part]
@@ -675,7 +683,7 @@ func (w *partitionWriter) add(r *kgo.Record) (rewound bool, err error) {
 			return true, w.s.failBeforeMarker(w, err)
 		}
 	}
-	if err := f.pf.write(msg.ProtoReflect(), sysFromRecord(r)); err != nil {
+	if err := f.pf.writeRow(row); err != nil {
 		return true, w.s.failBeforeMarker(w, err)
 	}
 	f.last = r.Offset

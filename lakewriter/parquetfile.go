@@ -61,9 +61,24 @@ func newParquetFile(w io.Writer, s *Schema, pageSize int, rowGroupSize int64) *p
 	return &parquetFile{out: out, pw: pw, rb: s.newRowBuilder(), rowGroupSize: rowGroupSize}
 }
 
-// write adds one message as a row.
+// write adds one message as a row (the reflective path).
 func (f *parquetFile) write(m protoreflect.Message, sys sysValues) error {
-	if _, err := f.pw.WriteRows([]parquet.Row{f.rb.build(m, sys)}); err != nil {
+	return f.writeRow(f.rb.build(m, sys))
+}
+
+// writeWire adds the record encoded in data as a row built from its wire format; false, and
+// nothing written, when the record needs the reflective path.
+func (f *parquetFile) writeWire(data []byte, sys sysValues) (bool, error) {
+	row, ok := f.rb.buildWire(data, sys)
+	if !ok {
+		return false, nil
+	}
+	return true, f.writeRow(row)
+}
+
+// writeRow adds one row; its values are copied.
+func (f *parquetFile) writeRow(row parquet.Row) error {
+	if _, err := f.pw.WriteRows([]parquet.Row{row}); err != nil {
 		return fmt.Errorf("write parquet row: %w", err)
 	}
 	f.rows++

@@ -68,6 +68,7 @@ type node struct {
 	repLevel int // for lists and maps: the repetition level of their repeated group
 	scalar   scalarKind
 	enum     protoreflect.EnumDescriptor
+	wire     *wireInfo // for building rows from the wire format (wirerow.go)
 }
 
 type nodeKind int
@@ -144,6 +145,7 @@ func NewSchema(table string, md protoreflect.MessageDescriptor) (*Schema, error)
 	n := len(root.children)
 	s.sys.receivedAt, s.sys.reqGUID, s.sys.eventIndex = root.children[n-6].first, root.children[n-5].first, root.children[n-4].first
 	s.sys.connGroup, s.sys.partition, s.sys.offset = root.children[n-3].first, root.children[n-2].first, root.children[n-1].first
+	prepareWire(root, protoreflect.MessageKind)
 	s.root = root
 	s.Columns = hiveCols
 	s.Parquet = parquet.NewSchema(string(md.Name()), parquetNode(root))
@@ -356,6 +358,9 @@ type rowBuilder struct {
 	s    *Schema
 	cols [][]parquet.Value
 	row  parquet.Row
+
+	occ     []occurrence // the wire path's scratch: fields of the messages being scanned
+	entries []mapEntry   // and of a map being sorted
 }
 
 func (s *Schema) newRowBuilder() *rowBuilder {
@@ -372,6 +377,11 @@ func (b *rowBuilder) build(m protoreflect.Message, sys sysValues) parquet.Row {
 	for _, c := range root.children[:nFields] {
 		b.field(c, m, 0, 0)
 	}
+	return b.finishRow(sys)
+}
+
+// finishRow adds the system values and assembles the row from the columns.
+func (b *rowBuilder) finishRow(sys sysValues) parquet.Row {
 	put := func(col int, v parquet.Value) { b.cols[col] = append(b.cols[col], v.Level(0, 0, col)) }
 	put(b.s.sys.receivedAt, parquet.Int64Value(sys.receivedAt.UnixMicro()))
 	put(b.s.sys.reqGUID, parquet.ByteArrayValue(stringBytes(sys.reqGUID)))
