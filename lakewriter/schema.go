@@ -53,6 +53,7 @@ type Schema struct {
 	root       *node
 	nLeaves    int
 	newMessage func() proto.Message
+	wireOK     bool // rows can be built from the wire format (wirerow.go)
 	sys        struct{ receivedAt, reqGUID, eventIndex, connGroup, partition, offset int }
 }
 
@@ -146,6 +147,7 @@ func NewSchema(table string, md protoreflect.MessageDescriptor) (*Schema, error)
 	s.sys.receivedAt, s.sys.reqGUID, s.sys.eventIndex = root.children[n-6].first, root.children[n-5].first, root.children[n-4].first
 	s.sys.connGroup, s.sys.partition, s.sys.offset = root.children[n-3].first, root.children[n-2].first, root.children[n-1].first
 	prepareWire(root, protoreflect.MessageKind)
+	s.wireOK = wireSupports(md)
 	s.root = root
 	s.Columns = hiveCols
 	s.Parquet = parquet.NewSchema(string(md.Name()), parquetNode(root))

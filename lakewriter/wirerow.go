@@ -22,6 +22,38 @@ import (
 // proto rejects; malformed input) makes it give up, and the record takes the reflective path.
 // TestWireRowMatchesReflection and FuzzWireRow hold the two paths to the same rows.
 
+// wireSupports reports whether the wire path can build rows of md: every message reachable from it
+// is proto3, whose semantics it mirrors (open enums, no required fields, no groups, no
+// extensions). Schemas of other syntaxes always take the reflective path.
+func wireSupports(md protoreflect.MessageDescriptor) bool {
+	seen := map[protoreflect.FullName]bool{}
+	var ok func(md protoreflect.MessageDescriptor) bool
+	ok = func(md protoreflect.MessageDescriptor) bool {
+		if seen[md.FullName()] {
+			return true
+		}
+		seen[md.FullName()] = true
+		if md.Syntax() != protoreflect.Proto3 {
+			return false
+		}
+		fields := md.Fields()
+		for i := range fields.Len() {
+			fd := fields.Get(i)
+			if fd.Kind() == protoreflect.GroupKind || fd.Cardinality() == protoreflect.Required {
+				return false
+			}
+			if fd.IsMap() {
+				fd = fd.MapValue()
+			}
+			if fd.Message() != nil && !ok(fd.Message()) {
+				return false
+			}
+		}
+		return true
+	}
+	return ok(md)
+}
+
 // wireInfo is what the wire path needs of a node, prepared once per schema.
 type wireInfo struct {
 	kind   protoreflect.Kind // of a leaf: how its wire values decode
@@ -86,6 +118,9 @@ var errWireFallback = fmt.Errorf("lakewriter: record needs the reflective path")
 // buildWire returns the row of the message encoded in data, or false when the record must take
 // the reflective path. The row is reused by the next call.
 func (b *rowBuilder) buildWire(data []byte, sys sysValues) (parquet.Row, bool) {
+	if !b.s.wireOK {
+		return nil, false
+	}
 	for i := range b.cols {
 		b.cols[i] = b.cols[i][:0]
 	}
