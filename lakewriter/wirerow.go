@@ -1,6 +1,8 @@
 package lakewriter
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -374,48 +376,14 @@ func (b *rowBuilder) wireMap(n *node, ci int32, start, end, rep, def int) error 
 func compareKeys(kind protoreflect.Kind, x, y occurrence) int {
 	switch kind {
 	case protoreflect.StringKind:
-		return compareBytes(x.b, y.b)
+		return bytes.Compare(x.b, y.b)
 	case protoreflect.BoolKind:
-		return cmpInt(boolInt(x.num != 0), boolInt(y.num != 0))
+		return cmp.Compare(boolInt(x.num != 0), boolInt(y.num != 0))
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return cmpUint(wireUint(kind, x.num), wireUint(kind, y.num))
+		return cmp.Compare(wireUint(kind, x.num), wireUint(kind, y.num))
 	default:
-		return cmpInt(wireInt(kind, x.num), wireInt(kind, y.num))
+		return cmp.Compare(wireInt(kind, x.num), wireInt(kind, y.num))
 	}
-}
-
-func compareBytes(a, b []byte) int {
-	return cmpString(string(a), string(b))
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func boolInt(v bool) int64 {
