@@ -8,7 +8,7 @@ MODULES := schemas services collector validator lakewriter compactor e2e
 OPS_MODULE := deploy
 GO      ?= go
 
-.PHONY: help generate docs check-generated build test lint fmt run demo e2e bench stack-up stack-down stack-status
+.PHONY: help generate docs check-generated build test lint fmt run demo e2e images bench stack-up stack-down stack-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -56,6 +56,10 @@ e2e: ## start the real stack (deploy/local) with empty data and run the end-to-e
 	deploy/local/stack.sh up
 	set -a; eval "$$(deploy/local/stack.sh env)"; set +a; \
 	  cd e2e && CLICKSTREAM_E2E=1 $(GO) test -count=1 -timeout 30m -run 'TestRealStack' -v ./
+
+images: ## build the container images (needs a Docker engine; this project's CI machines have none)
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make images: no Docker engine here; the Dockerfile is checked by make test (deploy/dockerfile_test.go)"; exit 1; }
+	docker compose build
 
 bench: ## the Go benchmarks of every module
 	@for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
