@@ -55,25 +55,26 @@ func benchWriteRows(b *testing.B, wire bool) {
 			b.SetBytes(int64(size / len(values)))
 			b.ReportAllocs()
 			f := newParquetFile(io.Discard, s, 1<<20, 64<<20)
+			rb := s.newRowBuilder()
 			sys := sysValues{receivedAt: at, reqGUID: "0a8c4b3e-7f3c-4e51-9d2b-2f3c1d9a8e11", hasIndex: true, connGroup: "web", partition: 1}
 			b.ResetTimer()
 			for i := range b.N {
 				data := values[i%len(values)]
 				sys.offset, sys.eventIndex = int64(i), int32(i%50)
-				if wire {
-					ok, err := f.writeWire(data, sys)
-					if err != nil {
+				var row parquet.Row
+				if wire { // what the lakewriter does: the wire path, the reflective one as fallback
+					var err error
+					if row, err = rb.rowOf(data, sys); err != nil {
 						b.Fatal(err)
 					}
-					if ok {
-						continue
+				} else {
+					msg := s.newMessage()
+					if err := proto.Unmarshal(data, msg); err != nil {
+						b.Fatal(err)
 					}
+					row = rb.build(msg.ProtoReflect(), sys)
 				}
-				msg := s.newMessage()
-				if err := proto.Unmarshal(data, msg); err != nil {
-					b.Fatal(err)
-				}
-				if err := f.write(msg.ProtoReflect(), sys); err != nil {
+				if err := f.writeRow(row); err != nil {
 					b.Fatal(err)
 				}
 			}

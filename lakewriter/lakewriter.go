@@ -25,7 +25,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/services/kafka"
@@ -661,19 +660,12 @@ func (w *partitionWriter) add(r *kgo.Record) (rewound bool, err error) {
 	if w.oldest.IsZero() || r.Timestamp.Before(w.oldest) {
 		w.oldest = r.Timestamp
 	}
-	// The row comes straight from the record's bytes; what that path does not handle exactly as
-	// proto.Unmarshal would is decoded and converted by reflection instead (wirerow.go).
-	sys := sysFromRecord(r)
-	row, ok := w.rows.buildWire(r.Value, sys)
-	if !ok {
-		msg := w.schema.newMessage()
-		if err := proto.Unmarshal(r.Value, msg); err != nil {
-			s.m.dropped.WithLabelValues("undecodable").Inc()
-			s.log.Error("record does not decode as its table's message; dropped", "topic", r.Topic, "partition", r.Partition,
-				"offset", r.Offset, "message", w.schema.Message.FullName(), "err", err)
-			return false, nil
-		}
-		row = w.rows.build(msg.ProtoReflect(), sys)
+	row, err := w.rows.rowOf(r.Value, sysFromRecord(r))
+	if err != nil {
+		s.m.dropped.WithLabelValues("undecodable").Inc()
+		s.log.Error("record does not decode as its table's message; dropped", "topic", r.Topic, "partition", r.Partition,
+			"offset", r.Offset, "message", w.schema.Message.FullName(), "err", err)
+		return false, nil
 	}
 	part := lake.PartitionOf(r.Timestamp)
 	f := w.files[part]

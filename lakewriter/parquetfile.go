@@ -45,7 +45,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 type parquetFile struct {
 	out          *countingWriter
 	pw           *parquet.Writer
-	rb           *rowBuilder
 	rowGroupSize int64
 	rows         int64
 }
@@ -58,22 +57,7 @@ func newParquetFile(w io.Writer, s *Schema, pageSize int, rowGroupSize int64) *p
 		parquet.CreatedBy("clickstream-lakewriter", "", ""),
 		parquet.DataPageStatistics(true),
 	)
-	return &parquetFile{out: out, pw: pw, rb: s.newRowBuilder(), rowGroupSize: rowGroupSize}
-}
-
-// write adds one message as a row (the reflective path).
-func (f *parquetFile) write(m protoreflect.Message, sys sysValues) error {
-	return f.writeRow(f.rb.build(m, sys))
-}
-
-// writeWire adds the record encoded in data as a row built from its wire format; false, and
-// nothing written, when the record needs the reflective path.
-func (f *parquetFile) writeWire(data []byte, sys sysValues) (bool, error) {
-	row, ok := f.rb.buildWire(data, sys)
-	if !ok {
-		return false, nil
-	}
-	return true, f.writeRow(row)
+	return &parquetFile{out: out, pw: pw, rowGroupSize: rowGroupSize}
 }
 
 // writeRow adds one row; its values are copied.

@@ -369,6 +369,20 @@ func (s *Schema) newRowBuilder() *rowBuilder {
 	return &rowBuilder{s: s, cols: make([][]parquet.Value, s.nLeaves)}
 }
 
+// rowOf returns the Parquet row of the record encoded in data: from the wire format where the wire
+// path handles it (wirerow.go), else by unmarshalling the message and walking it. An error means
+// the bytes do not decode as the table's message. The row is reused by the next call.
+func (b *rowBuilder) rowOf(data []byte, sys sysValues) (parquet.Row, error) {
+	if row, ok := b.buildWire(data, sys); ok {
+		return row, nil
+	}
+	msg := b.s.newMessage()
+	if err := proto.Unmarshal(data, msg); err != nil {
+		return nil, err
+	}
+	return b.build(msg.ProtoReflect(), sys), nil
+}
+
 // build returns the row of m with the system values; the row is reused by the next call.
 func (b *rowBuilder) build(m protoreflect.Message, sys sysValues) parquet.Row {
 	for i := range b.cols {

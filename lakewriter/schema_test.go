@@ -78,10 +78,11 @@ func writeAndRead(t *testing.T, s *Schema, msgs []proto.Message) []map[string]an
 	t.Helper()
 	var buf bytes.Buffer
 	f := newParquetFile(&buf, s, 64<<10, 1<<20)
+	rb := s.newRowBuilder()
 	at := time.Date(2026, 11, 22, 13, 0, 0, 123456789, time.UTC)
 	for i, m := range msgs {
 		sys := sysValues{receivedAt: at, reqGUID: "req", eventIndex: int32(i), hasIndex: i%2 == 0, connGroup: "g", partition: 3, offset: int64(100 + i)}
-		if err := f.write(m.ProtoReflect(), sys); err != nil {
+		if err := f.writeRow(rb.build(m.ProtoReflect(), sys)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -114,6 +114,26 @@ func consumeField(p []byte) (num protowire.Number, typ protowire.Type, raw, rest
 	return num, typ, p[tl : tl+vl], p[tl+vl:], true
 }
 
+// decodeValue decodes a field's value from raw, its encoding as consumeField returns it; false for
+// group wire types, which the wire path leaves to proto.
+func decodeValue(typ protowire.Type, raw []byte) (occurrence, bool) {
+	o := occurrence{typ: typ}
+	switch typ {
+	case protowire.VarintType:
+		o.num, _ = protowire.ConsumeVarint(raw)
+	case protowire.Fixed32Type:
+		v, _ := protowire.ConsumeFixed32(raw)
+		o.num = uint64(v)
+	case protowire.Fixed64Type:
+		o.num, _ = protowire.ConsumeFixed64(raw)
+	case protowire.BytesType:
+		o.b, _ = protowire.ConsumeBytes(raw)
+	default:
+		return o, false
+	}
+	return o, true
+}
+
 // errWireFallback means: take the reflective path for this record.
 var errWireFallback = fmt.Errorf("lakewriter: record needs the reflective path")
 
@@ -152,20 +172,11 @@ func (b *rowBuilder) wireMessage(g *node, data []byte, n, rep, def int) error {
 		if !known {
 			continue // an unknown field: proto keeps it aside, the table has no column for it
 		}
-		o := occurrence{child: child, typ: typ}
-		switch typ {
-		case protowire.VarintType:
-			o.num, _ = protowire.ConsumeVarint(raw)
-		case protowire.Fixed32Type:
-			v, _ := protowire.ConsumeFixed32(raw)
-			o.num = uint64(v)
-		case protowire.Fixed64Type:
-			o.num, _ = protowire.ConsumeFixed64(raw)
-		case protowire.BytesType:
-			o.b, _ = protowire.ConsumeBytes(raw)
-		default:
+		o, ok := decodeValue(typ, raw)
+		if !ok {
 			return errWireFallback // groups
 		}
+		o.child = child
 		if oi := g.children[child].wire.oneof; oi >= 0 {
 			lastOneof[oi] = child + 1 // the last member set wins; 0: none
 		}
@@ -328,17 +339,7 @@ func (b *rowBuilder) wireMap(n *node, ci int32, start, end, rep, def int) error 
 			if typ != target.typ {
 				return errWireFallback
 			}
-			switch typ {
-			case protowire.VarintType:
-				target.num, _ = protowire.ConsumeVarint(raw)
-			case protowire.Fixed32Type:
-				v, _ := protowire.ConsumeFixed32(raw)
-				target.num = uint64(v)
-			case protowire.Fixed64Type:
-				target.num, _ = protowire.ConsumeFixed64(raw)
-			case protowire.BytesType:
-				target.b, _ = protowire.ConsumeBytes(raw)
-			}
+			*target, _ = decodeValue(typ, raw)
 		}
 		if kn.wire.kind == protoreflect.StringKind && !utf8.Valid(e.key.b) {
 			return errWireFallback

@@ -164,16 +164,21 @@ func TestWireRowWrite(t *testing.T) {
 	}
 	var viaWire, viaReflection bytes.Buffer
 	fw, fr := newParquetFile(&viaWire, s, 1<<20, 64<<20), newParquetFile(&viaReflection, s, 1<<20, 64<<20)
+	rb := s.newRowBuilder()
 	for i := range 500 {
 		data := samples.Marshal(samples.Event("page_view", i, at))
-		if ok, err := fw.writeWire(data, wireSys); !ok || err != nil {
-			t.Fatalf("#%d: %v %v", i, ok, err)
+		row, ok := rb.buildWire(data, wireSys)
+		if !ok {
+			t.Fatalf("#%d: the wire path gave up", i)
+		}
+		if err := fw.writeRow(row); err != nil {
+			t.Fatal(err)
 		}
 		msg := s.newMessage()
 		if err := proto.Unmarshal(data, msg); err != nil {
 			t.Fatal(err)
 		}
-		if err := fr.write(msg.ProtoReflect(), wireSys); err != nil {
+		if err := fr.writeRow(rb.build(msg.ProtoReflect(), wireSys)); err != nil {
 			t.Fatal(err)
 		}
 	}
