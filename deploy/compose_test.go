@@ -228,19 +228,6 @@ func effective(settings map[string]setting, e map[string]string, name string) st
 	return settings[name].Default
 }
 
-func port(t *testing.T, addr string) uint32 {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("%q is not host:port: %v", addr, err)
-	}
-	n, err := strconv.ParseUint(p, 10, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uint32(n)
-}
-
 func TestComposeEnvironmentAndPorts(t *testing.T) {
 	p := loadCompose(t)
 	settings := knownSettings(t)
@@ -277,17 +264,17 @@ func TestComposeEnvironmentAndPorts(t *testing.T) {
 			if host, _, _ := net.SplitHostPort(addr); host != "0.0.0.0" && host != "" {
 				t.Errorf("%s: %s=%s does not listen on every interface", name, full, addr)
 			}
-			if got, want := port(t, addr), port(t, settings[full].Default); got != want {
+			if got, want := uint32(listenPort(t, addr)), uint32(listenPort(t, settings[full].Default)); got != want {
 				t.Errorf("%s: %s port %d, want the default %d", name, full, got, want)
 			}
 			published := false
 			for _, pc := range s.Ports {
-				if pc.Target == port(t, addr) && pc.Published == strconv.Itoa(int(pc.Target)) {
+				if pc.Target == uint32(listenPort(t, addr)) && pc.Published == strconv.Itoa(int(pc.Target)) {
 					published = true
 				}
 			}
 			if !published {
-				t.Errorf("%s: port %d of %s is not published on the same host port", name, port(t, addr), full)
+				t.Errorf("%s: port %d of %s is not published on the same host port", name, uint32(listenPort(t, addr)), full)
 			}
 		}
 		// Longer than the graceful shutdown, or SIGKILL cuts it short.

@@ -464,21 +464,6 @@ func k8sPort(c corev1.Container, p intstr.IntOrString) (corev1.ContainerPort, bo
 	return corev1.ContainerPort{}, false
 }
 
-func k8sAddrPort(t *testing.T, addr string) int32 {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Errorf("listen address %q: %v", addr, err)
-		return -1
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Errorf("listen address %q: %v", addr, err)
-		return -1
-	}
-	return int32(n)
-}
-
 // Every Deployment: probes on the named admin port, which is the service's default admin port;
 // each listen address bound on every interface at its default port and declared as a
 // containerPort (and no other port); Prometheus annotations for that port; a grace period longer
@@ -551,7 +536,7 @@ func TestKubernetesDeployments(t *testing.T) {
 				if host, _, _ := net.SplitHostPort(addr); host != "0.0.0.0" && host != "" {
 					t.Errorf("%s: %s=%s does not listen on every interface", where, name, addr)
 				}
-				got, want := k8sAddrPort(t, addr), k8sAddrPort(t, def.Default)
+				got, want := int32(listenPort(t, addr)), int32(listenPort(t, def.Default))
 				if got != want {
 					t.Errorf("%s: %s port %d, the default is %d", where, name, got, want)
 				}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -66,6 +67,23 @@ func defaultPort(t *testing.T, settings map[string]setting, name string) string 
 		t.Fatalf("%s default %q is not host:port: %v", name, s.Default, err)
 	}
 	return port
+}
+
+// listenPort is the port of a listen address; a malformed address is an error of the test, and
+// -1 then stands for its port.
+func listenPort(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Errorf("listen address %q: %v", addr, err)
+		return -1
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		t.Errorf("listen address %q: %v", addr, err)
+		return -1
+	}
+	return int(n)
 }
 
 func TestKnownSettings(t *testing.T) {
