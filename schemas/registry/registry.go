@@ -15,9 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
-	eventsv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/events/v1"
 	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
 )
 
@@ -52,6 +52,8 @@ type Registry struct {
 	byName    map[string]EventType
 	byMessage map[protoreflect.FullName]EventType
 	types     []EventType
+	version   uint32                          // the schema version, 0 when built by New
+	set       *descriptorpb.FileDescriptorSet // the files of the version, nil when built by New
 }
 
 // typeName is what an event type may look like: it must make legal, readable Kafka topic names
@@ -186,13 +188,7 @@ func (r *Registry) String() string { return strings.Join(r.Names(), ",") }
 func Default() *Registry { return defaultRegistry }
 
 var defaultRegistry = func() *Registry {
-	r, err := New(
-		eventsv1.File_clickstream_events_v1_page_view_proto,
-		eventsv1.File_clickstream_events_v1_click_proto,
-		eventsv1.File_clickstream_events_v1_add_to_cart_proto,
-		eventsv1.File_clickstream_events_v1_purchase_proto,
-		eventsv1.File_clickstream_events_v1_app_open_proto,
-	)
+	r, err := New(defaultFiles...)
 	if err != nil {
 		// The schemas are compiled in and covered by tests; a failure here is a build defect.
 		panic("schemas/registry: default registry: " + err.Error())

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/events/v1"
 	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
@@ -155,5 +156,56 @@ func TestNewDynamicMessageWhenNotLinked(t *testing.T) {
 	}
 	if _, ok := et.NewMessage().(*dynamicpb.Message); !ok {
 		t.Errorf("NewMessage() = %T, want *dynamicpb.Message", et.NewMessage())
+	}
+}
+
+func TestFromDescriptorSetOfTheExamples(t *testing.T) {
+	set := registry.DefaultDescriptorSet()
+	for _, f := range set.GetFile() {
+		if registry.Builtin(f.GetName()) {
+			t.Errorf("the default set carries the built-in file %s", f.GetName())
+		}
+	}
+	r, err := registry.FromDescriptorSet(set, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.String(), registry.Default().String(); got != want {
+		t.Fatalf("types = %s, want %s", got, want)
+	}
+	if r.Version() != 1 || r.DescriptorSet() != set {
+		t.Errorf("version %d, set %p; want 1, %p", r.Version(), r.DescriptorSet(), set)
+	}
+	for _, et := range r.Types() {
+		def, _ := registry.Default().Lookup(et.Name)
+		if et.GoType() != nil {
+			t.Errorf("%s: a runtime-loaded type must not claim the generated Go type", et.Name)
+		}
+		if et.Message.FullName() != def.Message.FullName() || (et.IDField == nil) != (def.IDField == nil) || (et.TimeField == nil) != (def.TimeField == nil) {
+			t.Errorf("%s: message/id/time differ from the compiled-in registry", et.Name)
+		}
+	}
+}
+
+func TestFromDescriptorSetRefusesBrokenSets(t *testing.T) {
+	full := registry.DefaultDescriptorSet()
+	var withoutContext descriptorpb.FileDescriptorSet
+	for _, f := range full.GetFile() {
+		if f.GetName() != "clickstream/events/v1/context.proto" {
+			withoutContext.File = append(withoutContext.File, f)
+		}
+	}
+	dup := registry.DefaultDescriptorSet()
+	dup.File = append(dup.File, dup.File[0])
+	builtin := registry.DefaultDescriptorSet()
+	builtin.File = append(builtin.File, protodesc.ToFileDescriptorProto(timestamppb.File_google_protobuf_timestamp_proto))
+	for name, set := range map[string]*descriptorpb.FileDescriptorSet{
+		"missing import": &withoutContext, "duplicate file": dup, "built-in file": builtin,
+	} {
+		if _, err := registry.FromDescriptorSet(set, 2); err == nil {
+			t.Errorf("%s: no error", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
 	}
 }

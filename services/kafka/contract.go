@@ -28,6 +28,13 @@ const (
 	HeaderReceivedAt = "received_at" // when the collector received the batch, RFC 3339 with nanoseconds
 	HeaderEventType  = "event_type"  // the event's type as sent by the client
 	HeaderSchema     = "schema"      // added by the validator: the message's full name
+	// HeaderSchemaVersion is added by the validator: the schema version (decimal) the event
+	// was validated under. A lakewriter that has not seen that version yet waits for it rather
+	// than write the event with an older table schema.
+	HeaderSchemaVersion = "schema_version"
+	// HeaderReplayedFromDLQ is "true" on a valid record that `clickstream dlq replay` moved
+	// from the dead-letter topic after a schema fix; the lake shows it as _replayed_from_dlq.
+	HeaderReplayedFromDLQ = "replayed_from_dlq"
 )
 
 // RawTopic names the raw topic of an event type: the first %s of pattern replaced by the type,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/clickstream/clickstream/services/config"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,6 +31,10 @@ type Deps struct {
 	Log    *slog.Logger
 	Reg    *prometheus.Registry
 	Health *telemetry.Health
+	// Schemas is the schema registry in force, shared by the services of one process (the
+	// all-in-one command) or fixed by a test (schemastore.Static). Nil: the service follows its
+	// own SCHEMAS_TOPIC (schemastore.Open).
+	Schemas *schemastore.Live
 }
 
 // Spec describes one service binary for Main.

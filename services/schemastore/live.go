@@ -1,0 +1,83 @@
+// Package schemastore keeps the event schemas as data on a compacted Kafka topic
+// (_clickstream_schemas): `clickstream schemas push` appends a version, and every service follows
+// the topic and switches to each new version without a restart.
+//
+// Versions are records keyed by their number. A record is applied only when it decodes, links,
+// its rules compile and it is compatible with the version in force (registry.Compatible); anything
+// else is ignored with a log line and a metric, and the last good version stays in force. Push
+// applies the same rules before it appends, so a refused record on the topic means someone wrote
+// it by other means.
+package schemastore
+
+import (
+	"context"
+	"sync"
+
+	"github.com/clickstream/clickstream/schemas/registry"
+)
+
+// DefaultTopic is the schema topic.
+const DefaultTopic = "_clickstream_schemas"
+
+// Live is the schema registry in force in one process. It starts from the latest good version
+// on the topic (or the built-in examples when the topic has none) and follows the topic.
+type Live struct {
+	mu      sync.Mutex
+	cur     *registry.Registry
+	subs    []func(*registry.Registry)
+	changed chan struct{} // closed and replaced by every new version
+}
+
+// Static is a Live that never changes: for tests and tools that run with a fixed registry.
+func Static(r *registry.Registry) *Live {
+	return &Live{cur: r, changed: make(chan struct{})}
+}
+
+// Current is the registry in force.
+func (l *Live) Current() *registry.Registry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}
+
+// Subscribe calls fn with every later version, in order, on the follower's goroutine; fn must
+// not block for long (it holds up the next version, never the data path). It returns the
+// registry in force when fn was added, so a caller that builds state from it misses no version.
+func (l *Live) Subscribe(fn func(*registry.Registry)) *registry.Registry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.subs = append(l.subs, fn)
+	return l.cur
+}
+
+// WaitFor returns the registry in force once its version is at least version, or ctx's error.
+// A service that reads a record validated under a version it has not seen yet waits here
+// rather than write it with an older schema (which would drop the new fields).
+func (l *Live) WaitFor(ctx context.Context, version uint32) (*registry.Registry, error) {
+	for {
+		l.mu.Lock()
+		cur, changed := l.cur, l.changed
+		l.mu.Unlock()
+		if cur.Version() >= version {
+			return cur, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// set puts r in force and tells the subscribers.
+func (l *Live) set(r *registry.Registry) {
+	l.mu.Lock()
+	l.cur = r
+	subs := l.subs
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	for _, fn := range subs {
+		fn(r)
+	}
+}
