@@ -74,7 +74,7 @@ func Follow(ctx context.Context, opts []kgo.Opt, topic string, log *slog.Logger,
 			})
 			fs.EachRecord(func(r *kgo.Record) {
 				if next := h.applyLogged(r, log, m); next != nil {
-					live.set(next)
+					live.Publish(next)
 					m.version.Set(float64(next.Version()))
 					log.Info("schemas changed", "topic", topic, "version", next.Version(), "types", next.String())
 				}

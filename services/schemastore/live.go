@@ -69,8 +69,9 @@ func (l *Live) WaitFor(ctx context.Context, version uint32) (*registry.Registry,
 	}
 }
 
-// set puts r in force and tells the subscribers.
-func (l *Live) set(r *registry.Registry) {
+// Publish puts r in force and tells the subscribers. The follower calls it for every good
+// version; tests call it to stand in for a push.
+func (l *Live) Publish(r *registry.Registry) {
 	l.mu.Lock()
 	l.cur = r
 	subs := l.subs
