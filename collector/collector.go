@@ -25,6 +25,7 @@ import (
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 )
 
@@ -38,8 +39,8 @@ type Collector struct {
 	reg      prometheus.Registerer
 	health   *telemetry.Health
 	m        *metrics
-	registry *registry.Registry
-	types    map[string]*eventType
+	schemas  *schemastore.Live // given by the composition root, or followed in Run
+	types    atomic.Pointer[typeTable]
 	unknown  *eventType
 	budget   *budget
 	conns    *connTable
@@ -83,7 +84,7 @@ func New(cfg Config, deps run.Deps) (*Collector, error) {
 		return nil, err
 	}
 	c := &Collector{
-		cfg: cfg, log: deps.Log, health: deps.Health, registry: registry.Default(),
+		cfg: cfg, log: deps.Log, health: deps.Health, schemas: deps.Schemas,
 		listen: net.Listen, ready: make(chan struct{}), kill: make(chan struct{}),
 	}
 	if c.log == nil {
@@ -99,7 +100,14 @@ func New(cfg Config, deps run.Deps) (*Collector, error) {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	c.m = m
-	c.types, c.unknown = newEventTypes(c.registry, cfg.TopicPattern, m)
+	// Until Run reads the schema topic, the collector knows the schemas it was given, or the
+	// built-in examples.
+	initial := registry.Default()
+	if deps.Schemas != nil {
+		initial = deps.Schemas.Current()
+	}
+	c.unknown = c.newEventType(kafka.UnknownType)
+	c.types.Store(c.newTypeTable(initial))
 	c.budget = newBudget(cfg.MaxInflightBytes, m.inflightBytes)
 	c.conns = newConnTable(cfg.MaxConnections, m.connections)
 	c.upgrader = websocket.Upgrader{
@@ -149,14 +157,12 @@ func (c *Collector) Run(ctx context.Context) error {
 	produceCtx, cancelProduce := context.WithCancel(context.Background())
 	defer cancelProduce()
 	c.producer, c.produceCtx = cl, produceCtx
-	if c.cfg.CreateTopics {
-		if err := c.ensureTopics(ctx); err != nil {
-			cl.Close()
-			if ctx.Err() != nil {
-				return nil // stopped while starting
-			}
-			return err
+	if err := c.followSchemas(ctx); err != nil {
+		cl.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while starting
 		}
+		return err
 	}
 	httpLn, err := c.listen("tcp", c.cfg.HTTPAddr)
 	if err != nil {
@@ -229,17 +235,50 @@ func (c *Collector) producerOpts() []kgo.Opt {
 	)
 }
 
-// ensureTopics waits for Kafka and creates the contract's missing topics.
-func (c *Collector) ensureTopics(ctx context.Context) error {
+// followSchemas puts the schema version in force (read from the schema topic unless the
+// composition root gave one), creates its topics with CreateTopics, and follows later versions:
+// each new type gets its topics first, then the collector routes it to them.
+func (c *Collector) followSchemas(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, c.cfg.StartupTimeout)
 	defer cancel()
-	if err := kafka.WaitForBrokers(sctx, c.producer); err != nil {
+	if c.schemas == nil || c.cfg.CreateTopics {
+		if err := kafka.WaitForBrokers(sctx, c.producer); err != nil {
+			return err
+		}
+	}
+	live, err := schemastore.Open(sctx, c.schemas, kafka.ClientOpts(c.cfg.Kafka, c.log, nil, ""), c.cfg.SchemasTopic, c.log, c.reg, "clickstream_collector")
+	if err != nil {
 		return err
 	}
-	topics := kafka.ContractTopics(c.cfg.TopicPattern, kafka.DefaultDLQTopic, c.registry.Names())
+	c.schemas = live
+	current := live.Subscribe(func(r *registry.Registry) {
+		if c.cfg.CreateTopics {
+			tctx, cancel := context.WithTimeout(context.Background(), c.cfg.StartupTimeout)
+			defer cancel()
+			if err := c.ensureTopics(tctx, r); err != nil {
+				// The push created them; if not, the new type's batches are answered with an
+				// error until they exist, never acked and lost.
+				c.log.Error("topics of a new schema version", "version", r.Version(), "err", err)
+			}
+		}
+		c.types.Store(c.newTypeTable(r))
+		c.log.Info("routing the event types of a new schema version", "version", r.Version(), "types", r.String())
+	})
+	if c.cfg.CreateTopics {
+		if err := c.ensureTopics(sctx, current); err != nil {
+			return err
+		}
+	}
+	c.types.Store(c.newTypeTable(current))
+	return nil
+}
+
+// ensureTopics creates the contract's missing topics for the types of reg.
+func (c *Collector) ensureTopics(ctx context.Context, reg *registry.Registry) error {
+	topics := kafka.ContractTopics(c.cfg.TopicPattern, kafka.DefaultDLQTopic, reg.Names())
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
-	if err := kafka.EnsureTopics(sctx, c.producer, c.cfg.Topics, topics...); err != nil {
+	if err := kafka.EnsureTopics(ctx, c.producer, c.cfg.Topics, topics...); err != nil {
 		return err
 	}
 	c.log.Info("kafka reachable, contract topics present", "topics", len(topics))

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,9 +19,15 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	pb "github.com/clickstream/clickstream/schemas/gen/raystack/raccoon/v1beta1"
+	"github.com/clickstream/clickstream/schemas/registry"
+	"github.com/clickstream/clickstream/schemas/registry/registrytest"
 	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
+	"github.com/clickstream/clickstream/services/telemetry"
 )
 
 // sender sends one batch over one transport and returns the ack.
@@ -237,5 +245,48 @@ func TestSpecLoads(t *testing.T) {
 	u, err := Spec().Load(func(string) (string, bool) { return "", false })
 	if err != nil || u.Name != "collector" || u.Shutdown != 30*time.Second {
 		t.Fatalf("Spec().Load = %+v, %v", u, err)
+	}
+}
+
+// TestNewTypeWithoutRestart: a schema version that adds a type while the collector runs gets
+// the type's topics created and its events routed to its own raw topic, not the catch-all.
+func TestNewTypeWithoutRestart(t *testing.T) {
+	live := schemastore.Static(registry.Default())
+	cluster := newCluster(t)
+	cfg := testConfig(cluster.ListenAddrs())
+	h := &harness{t: t, cluster: cluster, reg: prometheus.NewRegistry(), health: telemetry.NewHealth(), records: map[string][]*kgo.Record{}}
+	var err error
+	if h.c, err = New(cfg, run.Deps{Reg: h.reg, Health: h.health, Schemas: live}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.c.Run(ctx) }()
+	t.Cleanup(h.stop)
+	<-h.c.Ready()
+
+	before := batch("before", "checkout_started")
+	wantAck(t, wsSender(false)(t, h, "u1", "", before), "before", pb.Code_CODE_OK, "")
+	if recs := h.recordsFor("before", 1); recs[0].Topic != "clickstream-unknown-log" {
+		t.Fatalf("before the version: topic %s, want the catch-all", recs[0].Topic)
+	}
+
+	live.Publish(registrytest.ExamplesPlus(t, 2, registrytest.NewType{Type: "checkout_started", Message: "CheckoutStarted",
+		Fields: []registrytest.Field{{Name: "cart_id", Number: 1, Type: descriptorpb.FieldDescriptorProto_TYPE_STRING}}}))
+	eventually(t, "the new type routed", func() bool { return h.c.types.Load().version == 2 })
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	topics, err := adm.ListTopics(context.Background(), "clickstream-checkout_started-log", "clickstream-checkout_started-valid")
+	if err != nil || topics.Error() != nil || len(topics) != 2 {
+		t.Fatalf("topics of the new type: %v %v", topics, err)
+	}
+	h.consumer.ForceMetadataRefresh() // its regex finds the new raw topic
+	after := batch("after", "checkout_started")
+	wantAck(t, wsSender(false)(t, h, "u2", "", after), "after", pb.Code_CODE_OK, "")
+	if recs := h.recordsFor("after", 1); recs[0].Topic != "clickstream-checkout_started-log" {
+		t.Fatalf("after the version: topic %s, want the type's own", recs[0].Topic)
 	}
 }

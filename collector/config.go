@@ -8,6 +8,7 @@ import (
 
 	"github.com/clickstream/clickstream/services/config"
 	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 )
 
@@ -112,6 +113,10 @@ type Config struct {
 	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT" doc:"wait for Kafka and topic creation at start-up"`
 	// Producer tunes the Kafka producer (acks=all and idempotence are fixed).
 	Producer kafka.Producer `envPrefix:"PRODUCER_"`
+	// SchemasTopic is the schema topic the collector follows: a type pushed while it runs is
+	// routed to its own raw topic as soon as the version is read (with CreateTopics, once its
+	// topics exist), without a restart.
+	SchemasTopic string `env:"SCHEMAS_TOPIC" doc:"schema topic to follow (clickstream schemas push writes it)"`
 }
 
 // DefaultConfig is a configuration that works against a local stack.
@@ -151,6 +156,7 @@ func DefaultConfig() Config {
 		CreateTopics:   true,
 		Topics:         kafka.Topics{Partitions: 3, ReplicationFactor: -1},
 		StartupTimeout: 60 * time.Second,
+		SchemasTopic:   schemastore.DefaultTopic,
 		Producer: kafka.Producer{
 			Compression:   "zstd",
 			Linger:        5 * time.Millisecond,

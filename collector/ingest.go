@@ -58,25 +58,34 @@ type eventType struct {
 	failed   prometheus.Counter
 }
 
-// newEventTypes resolves the topic and counters of every registry type and of the catch-all.
-func newEventTypes(reg *registry.Registry, pattern string, m *metrics) (map[string]*eventType, *eventType) {
-	mk := func(label, topic string) *eventType {
-		return &eventType{
-			name: []byte(label), topic: topic,
-			received: m.eventsReceived.WithLabelValues(label),
-			produced: m.eventsProduced.WithLabelValues(label),
-			failed:   m.eventsFailed.WithLabelValues(label),
-		}
+// typeTable is the routing of one schema version: every type's topic and counters. It is
+// replaced whole when a version adds types, so the data path reads it without a lock.
+type typeTable struct {
+	version uint32
+	byName  map[string]*eventType
+}
+
+// newEventType resolves the topic and counters of one type (labels are registry type names
+// and "unknown": a bounded set).
+func (c *Collector) newEventType(name string) *eventType {
+	return &eventType{
+		name: []byte(name), topic: kafka.RawTopic(c.cfg.TopicPattern, name),
+		received: c.m.eventsReceived.WithLabelValues(name),
+		produced: c.m.eventsProduced.WithLabelValues(name),
+		failed:   c.m.eventsFailed.WithLabelValues(name),
 	}
-	types := map[string]*eventType{}
+}
+
+func (c *Collector) newTypeTable(reg *registry.Registry) *typeTable {
+	t := &typeTable{version: reg.Version(), byName: map[string]*eventType{}}
 	for _, name := range reg.Names() {
-		types[name] = mk(name, kafka.RawTopic(pattern, name))
+		t.byName[name] = c.newEventType(name)
 	}
-	return types, mk(kafka.UnknownType, kafka.RawTopic(pattern, kafka.UnknownType))
+	return t
 }
 
 func (c *Collector) eventType(name string) *eventType {
-	if et, ok := c.types[name]; ok {
+	if et, ok := c.types.Load().byName[name]; ok {
 		return et
 	}
 	return c.unknown
@@ -97,7 +106,7 @@ func (c *Collector) check(req *pb.SendEventRequest) (outcome, bool) {
 		return badRequest(reasonTooMany, "batch has %d events, more than the limit of %d", len(events), c.cfg.MaxBatchEvents), false
 	}
 	for i, e := range events {
-		if _, known := c.types[e.GetType()]; known {
+		if _, known := c.types.Load().byName[e.GetType()]; known {
 			// registry types are legal names; skip the regular expression
 		} else if err := registry.ValidTypeName(e.GetType()); err != nil {
 			t := e.GetType()
@@ -213,7 +222,7 @@ type inflight struct {
 func (b *inflight) promise(r *kgo.Record, err error) {
 	et := b.c.unknown
 	if len(r.Headers) == numHeaders {
-		if t, ok := b.c.types[string(r.Headers[6].Value)]; ok {
+		if t, ok := b.c.types.Load().byName[string(r.Headers[6].Value)]; ok {
 			et = t
 		}
 	}
