@@ -194,3 +194,36 @@ func Append(ctx context.Context, cl *kgo.Client, topic string, sv *clickstreamv1
 	}
 	return nil
 }
+
+// Push appends set as the next version of topic when it may follow the latest one (Accept),
+// creating the topic if needed; before appending it calls prepare with the new registry (the
+// caller creates the new types' topics there, so no service routes a type before its topics
+// exist). A set equal to the latest version's is not appended: Push returns that version and
+// pushed=false. Nothing is written when any check fails.
+func Push(ctx context.Context, cl *kgo.Client, opts []kgo.Opt, topic string, replication int16, sv *clickstreamv1.SchemaVersion, prepare func(*registry.Registry) error) (reg *registry.Registry, pushed bool, err error) {
+	if err := EnsureTopic(ctx, cl, topic, replication); err != nil {
+		return nil, false, err
+	}
+	h, err := Load(ctx, opts, topic)
+	if err != nil {
+		return nil, false, err
+	}
+	if h.Latest != nil && proto.Equal(h.Latest.DescriptorSet(), sv.GetFiles()) {
+		return h.Latest, false, nil
+	}
+	sv = proto.CloneOf(sv)
+	sv.Version = h.Next()
+	reg, err = Accept(h.Latest, sv)
+	if err != nil {
+		return nil, false, err
+	}
+	if prepare != nil {
+		if err := prepare(reg); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := Append(ctx, cl, topic, sv); err != nil {
+		return nil, false, err
+	}
+	return reg, true, nil
+}
