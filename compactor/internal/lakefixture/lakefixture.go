@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -43,10 +44,10 @@ type System struct {
 }
 
 // Schema is the lake table schema of md, fields in message order, then the system columns. The
-// fields named in without are left out (an older version of the message).
+// fields named in without are left out (an older version of the message); a name may reach into
+// nested messages, repeated ones included ("context.device.locale", "items.currency").
 func Schema(md protoreflect.MessageDescriptor, without ...string) *parquet.Schema {
-	g := group(md)
-	g = slices.DeleteFunc(g, func(f parquet.Field) bool { return slices.Contains(without, f.Name()) })
+	g := group(md, without, "")
 	g = append(g,
 		field{"_received_at", parquet.Timestamp(parquet.Microsecond)},
 		field{"_req_guid", parquet.String()},
@@ -82,34 +83,40 @@ func (g ordered) Encoding() encoding.Encoding { return nil }
 func (g ordered) Compression() compress.Codec { return nil }
 func (g ordered) GoType() reflect.Type        { return reflect.TypeFor[map[string]any]() }
 
-func group(md protoreflect.MessageDescriptor) ordered {
+// group is the Parquet group of md, without the fields named in without; prefix is the dotted
+// path of md's field ("" at the top).
+func group(md protoreflect.MessageDescriptor, without []string, prefix string) ordered {
 	var g ordered
 	fields := md.Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		g = append(g, field{string(fd.Name()), fieldNode(fd)})
+		name := prefix + string(fd.Name())
+		if slices.Contains(without, name) {
+			continue
+		}
+		g = append(g, field{string(fd.Name()), fieldNode(fd, without, name+".")})
 	}
 	return g
 }
 
-func fieldNode(fd protoreflect.FieldDescriptor) parquet.Node {
+func fieldNode(fd protoreflect.FieldDescriptor, without []string, prefix string) parquet.Node {
 	switch {
 	case fd.IsMap():
-		return parquet.Map(leaf(fd.MapKey()), valueNode(fd.MapValue()))
+		return parquet.Map(leaf(fd.MapKey()), valueNode(fd.MapValue(), without, prefix))
 	case fd.IsList():
-		return parquet.List(valueNode(fd))
+		return parquet.List(valueNode(fd, without, prefix))
 	case fd.Kind() == protoreflect.MessageKind || fd.HasPresence():
-		return parquet.Optional(valueNode(fd))
+		return parquet.Optional(valueNode(fd, without, prefix))
 	}
-	return valueNode(fd)
+	return valueNode(fd, without, prefix)
 }
 
-func valueNode(fd protoreflect.FieldDescriptor) parquet.Node {
+func valueNode(fd protoreflect.FieldDescriptor, without []string, prefix string) parquet.Node {
 	if fd.Kind() == protoreflect.MessageKind {
 		if fd.Message().FullName() == "google.protobuf.Timestamp" {
 			return parquet.Timestamp(parquet.Microsecond)
 		}
-		return group(fd.Message())
+		return group(fd.Message(), without, prefix)
 	}
 	return leaf(fd)
 }
@@ -203,9 +210,21 @@ func value(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 }
 
 // Write writes rows into w as one Parquet file of schema, zstd, one row group per rowGroupRows.
+// Fields of rows that schema lacks are not written.
 func Write(w io.Writer, schema *parquet.Schema, rows []map[string]any, rowGroupRows int64) error {
-	pw := parquet.NewGenericWriter[map[string]any](w, schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows),
-		parquet.KeyValueMetadata("clickstream.message", schema.Name()), parquet.KeyValueMetadata("clickstream.rows", fmt.Sprint(len(rows))))
+	return WriteMetadata(w, schema, rows, rowGroupRows, nil)
+}
+
+// WriteMetadata is Write with more key-value metadata, such as the lakewriter's
+// clickstream.id_field and clickstream.schema_version.
+func WriteMetadata(w io.Writer, schema *parquet.Schema, rows []map[string]any, rowGroupRows int64, metadata map[string]string) error {
+	opts := []parquet.WriterOption{schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(rowGroupRows),
+		parquet.KeyValueMetadata("clickstream.message", schema.Name()), parquet.KeyValueMetadata("clickstream.rows", fmt.Sprint(len(rows)))}
+	keys := slices.Sorted(maps.Keys(metadata))
+	for _, k := range keys {
+		opts = append(opts, parquet.KeyValueMetadata(k, metadata[k]))
+	}
+	pw := parquet.NewGenericWriter[map[string]any](w, opts...)
 	if _, err := pw.Write(rows); err != nil {
 		return err
 	}

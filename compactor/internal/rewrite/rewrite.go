@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -50,7 +51,8 @@ type Options struct {
 	SortKeys []string
 	// SortFallback is used when the table has none of SortKeys.
 	SortFallback []string
-	// IDColumn is the event's own unique id column (a string), "" when the schema has none.
+	// IDColumn is the event's own unique id column (a string), "" when the schema has none. It is
+	// used when the files do not all declare the same one in their metadata (MetaIDField).
 	IDColumn string
 	// DedupFallback identify a row that has no id: the request guid and the event's index in it.
 	DedupFallback []string
@@ -96,6 +98,9 @@ type Result struct {
 	SortKeys   []string // the columns actually sorted by
 	DedupKeys  []string // the columns rows were identified by
 	Runs       int      // sorted runs; more than one means the partition was spilled and merged
+	// IDFromFiles says the id column (or that there is none) came from the files' metadata
+	// rather than from Options.IDColumn.
+	IDFromFiles bool
 }
 
 // BytesOut is the size of all output files.
@@ -106,6 +111,14 @@ func (r Result) BytesOut() int64 {
 	}
 	return n
 }
+
+// Keys of the file metadata the lakewriter writes into every file (lake contract).
+const (
+	// MetaIDField names the event's own id column, in files whose schema declares one.
+	MetaIDField = "clickstream.id_field"
+	// MetaSchemaVersion is the number of the schema version the file was written under.
+	MetaSchemaVersion = "clickstream.schema_version"
+)
 
 // Rewrite reads inputs, drops duplicates, sorts and writes the rows to files made by create,
 // numbered from 0. On error, files already created are the caller's to remove.
@@ -139,11 +152,12 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 	if len(files) == 0 {
 		return res, nil
 	}
-	target, err := unify(schemas)
+	base := newest(files)
+	target, err := unify(schemas, base)
 	if err != nil {
 		return res, err
 	}
-	root := files[0].pq.MetaData().Schema.Root()
+	root := files[base].pq.MetaData().Schema.Root()
 	props := writerProps(opt, root)
 	arrowProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(opt.Allocator))
 	outSchema, err := pqarrow.ToParquet(target, props, arrowProps)
@@ -154,6 +168,9 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 		if err := checkParquetSchema(f.name, f.pq.MetaData().Schema, outSchema); err != nil {
 			return res, err
 		}
+	}
+	if id, ok := declaredID(files); ok {
+		opt.IDColumn, res.IDFromFiles = id, true
 	}
 	keys, err := resolveKeys(target, opt)
 	if err != nil {
@@ -175,7 +192,16 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 		return res, nil
 	}
 
+	// The output says what it holds: the id it was deduplicated by (so the next compaction of
+	// the partition agrees with the late files) and the version whose schema it has.
 	metadata := sharedMetadata(files)
+	delete(metadata, MetaIDField)
+	if keys.dedup.id != nil {
+		metadata[MetaIDField] = keys.dedup.id.name
+	}
+	if v, ok := files[base].meta[MetaSchemaVersion]; ok {
+		metadata[MetaSchemaVersion] = v
+	}
 	for k, v := range opt.Metadata {
 		metadata[k] = v
 	}
@@ -211,11 +237,7 @@ func Rewrite(ctx context.Context, inputs []Input, create func(i int) (io.WriteCl
 func sharedMetadata(files []inputFile) map[string]string {
 	out := map[string]string{}
 	for i, f := range files {
-		kv := f.pq.MetaData().KeyValueMetadata()
-		have := map[string]string{}
-		for j, k := range kv.Keys() {
-			have[k] = kv.Values()[j]
-		}
+		have := f.meta
 		if i == 0 {
 			for k, v := range have {
 				if k != "ARROW:schema" {
@@ -249,6 +271,69 @@ type inputFile struct {
 	f     File
 	pq    *file.Reader
 	arrow *arrow.Schema
+	meta  map[string]string // key-value metadata
+}
+
+// newest is the input whose schema the output takes (see unify): the one written under the
+// highest schema version (MetaSchemaVersion; files without one were written before versions
+// were recorded, so are older), then the one with the most columns counting struct fields (for
+// files without versions: schemas only gain columns), then the last one.
+func newest(files []inputFile) int {
+	version := func(f inputFile) (uint64, bool) {
+		v, err := strconv.ParseUint(f.meta[MetaSchemaVersion], 10, 64)
+		return v, err == nil
+	}
+	best := 0
+	for i := 1; i < len(files); i++ {
+		bv, bok := version(files[best])
+		v, ok := version(files[i])
+		switch {
+		case ok != bok:
+			if ok {
+				best = i
+			}
+			continue
+		case v != bv:
+			if v > bv {
+				best = i
+			}
+			continue
+		}
+		if countFields(files[i].arrow.Fields()) >= countFields(files[best].arrow.Fields()) {
+			best = i
+		}
+	}
+	return best
+}
+
+// countFields counts fields at every depth.
+func countFields(fields []arrow.Field) int {
+	n := len(fields)
+	for _, f := range fields {
+		n += countFields(childFields(f.Type))
+	}
+	return n
+}
+
+// declaredID is the id column the files' metadata declares, "" for none, when every file
+// declares the same. A file declares an id with MetaIDField, and that its schema has none by a
+// schema version without MetaIDField (the lakewriter writes the id whenever the schema has
+// one). Files written before the lakewriter recorded either say nothing; then, as when files
+// disagree, ok is false and the caller's registry decides.
+func declaredID(files []inputFile) (id string, ok bool) {
+	for i, f := range files {
+		fid, has := f.meta[MetaIDField]
+		if !has {
+			if _, versioned := f.meta[MetaSchemaVersion]; !versioned {
+				return "", false
+			}
+		}
+		if i > 0 && fid != id {
+			return "", false
+		}
+		id = fid
+	}
+	return id, len(files) > 0
 }
 
 func openAll(inputs []Input) ([]inputFile, error) {
@@ -276,7 +361,12 @@ func openAll(inputs []Input) ([]inputFile, error) {
 			f.Close()
 			return files, fmt.Errorf("%w: %s: %v", ErrSchema, in.Name, err)
 		}
-		files = append(files, inputFile{name: in.Name, f: f, pq: pq, arrow: sc})
+		meta := map[string]string{}
+		kv := pq.MetaData().KeyValueMetadata()
+		for j, k := range kv.Keys() {
+			meta[k] = kv.Values()[j]
+		}
+		files = append(files, inputFile{name: in.Name, f: f, pq: pq, arrow: sc, meta: meta})
 	}
 	return files, nil
 }

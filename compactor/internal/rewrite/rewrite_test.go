@@ -328,7 +328,7 @@ func TestRewriteRefusesAChangedColumnType(t *testing.T) {
 	_, err := unify([]*arrow.Schema{
 		arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.BinaryTypes.String}}, nil),
 		arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}}, nil),
-	})
+	}, 1)
 	if !errors.Is(err, ErrSchema) {
 		t.Fatalf("unify = %v, want ErrSchema", err)
 	}
