@@ -78,7 +78,7 @@ func benchWriteRows(b *testing.B, wire bool) {
 					b.Fatal(err)
 				}
 			}
-			if err := f.close(lake.DataFile{Topic: "t", LastOffset: int64(b.N)}, s.Message.FullName()); err != nil {
+			if err := f.close(lake.DataFile{Topic: "t", LastOffset: int64(b.N)}, s); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -179,6 +179,7 @@ type clickRow struct {
 	ConnGroup      string        `parquet:"_conn_group"`
 	KafkaPartition int32         `parquet:"_kafka_partition"`
 	KafkaOffset    int64         `parquet:"_kafka_offset"`
+	ReplayedFromDL bool          `parquet:"_replayed_from_dlq"`
 }
 
 // BenchmarkGenericWriterBaseline is the reference for BenchmarkWriteRows/click: the same

@@ -8,6 +8,7 @@ import (
 	"github.com/clickstream/clickstream/services/config"
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/lake"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 )
 
@@ -31,6 +32,10 @@ type Config struct {
 	Topics string `env:"TOPICS" doc:"regular expression of the valid topics; capture group 1 is the event type (the table)"`
 	// DLQTopic is the dead-letter topic, landed in the dead_letters table.
 	DLQTopic string `env:"DLQ_TOPIC" doc:"dead-letter topic, landed in the dead_letters table"`
+	// SchemasTopic is the schema topic the lakewriter follows (unless the process shares a
+	// follower, run.Deps.Schemas): a version that adds a type gets its table, one that adds
+	// fields gets columns, without a restart.
+	SchemasTopic string `env:"SCHEMAS_TOPIC" doc:"schema topic to follow (clickstream schemas push writes it)"`
 
 	// RotateInterval commits a topic-partition's open files this long after their first record
 	// arrived, with or without traffic: the bound on freshness (record → visible).
@@ -63,6 +68,7 @@ func DefaultConfig() Config {
 		GroupID:          "clickstream-lakewriter",
 		Topics:           kafka.ValidTopicRegex,
 		DLQTopic:         kafka.DefaultDLQTopic,
+		SchemasTopic:     schemastore.DefaultTopic,
 		RotateInterval:   60 * time.Second,
 		FileSize:         128 << 20,
 		RowGroupSize:     64 << 20,
@@ -88,6 +94,7 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.DLQTopic) == "" {
 		p.Addf("dlq_topic", "is required")
 	}
+	p.Required("schemas_topic", c.SchemasTopic)
 	p.PositiveDuration("rotate_interval", c.RotateInterval)
 	p.Positive("file_size", c.FileSize)
 	p.Positive("row_group_size", c.RowGroupSize)

@@ -31,6 +31,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"bad topics", func(c *Config) { c.Topics = "(" }, "topics: not a regular expression: error parsing regexp: missing closing ): `(`"},
 		{"topics without type", func(c *Config) { c.Topics = "^clickstream-.*-valid$" }, `topics: needs a capture group for the event type, got "^clickstream-.*-valid$"`},
 		{"no dlq", func(c *Config) { c.DLQTopic = "" }, "dlq_topic: is required"},
+		{"no schemas topic", func(c *Config) { c.SchemasTopic = "" }, "schemas_topic: is required"},
 		{"zero interval", func(c *Config) { c.RotateInterval = 0 }, "rotate_interval: must be a positive duration, got 0s"},
 		{"zero page", func(c *Config) { c.PageSize = 0 }, "page_size: must be positive, got 0"},
 	}

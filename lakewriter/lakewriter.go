@@ -6,6 +6,9 @@
 // on size, after RotateInterval (a timer, with or without traffic), when the hour they belong
 // to has ended, on rebalance and on shutdown. commitlog.go describes the commit and recovery
 // protocol that makes a replay write nothing twice.
+//
+// Table schemas follow the schema topic (schemastore): a new version is put in force by the
+// consuming goroutine between two batches (schemas.go), so the data path never races with it.
 package lakewriter
 
 import (
@@ -30,30 +33,42 @@ import (
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/lake"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 )
 
 // Lakewriter is one running lakewriter.
 type Lakewriter struct {
-	cfg     Config
-	log     *slog.Logger
-	reg     prometheus.Registerer
-	health  *telemetry.Health
-	catalog *catalog
-	m       *metrics
-	clock   clock
+	cfg    Config
+	log    *slog.Logger
+	reg    prometheus.Registerer
+	health *telemetry.Health
+	m      *metrics
+	clock  clock
 
 	// Set by Run.
-	lk  *lake.Lake
-	cl  *kgo.Client
-	rgs *registrar
+	lk      *lake.Lake
+	cl      *kgo.Client
+	rgs     *registrar
+	schemas *schemastore.Live // run.Deps.Schemas, else a follower of SchemasTopic
 
-	mu         sync.Mutex
-	tps        map[tp]*partitionWriter
-	unknown    map[string]bool // topics of event types this build does not know, paused
-	fatal      error           // a commit failed after its marker: stop, recovery finishes it
-	oldestNano atomic.Int64    // oldest uncommitted record timestamp, for the gauge
-	lagTopics  map[string]bool // topics lag_records has a series for
+	// pending is the newest schema version read from the schema topic and not yet in force;
+	// the follower stores it, the consuming goroutine applies it (applyPending).
+	pending atomic.Pointer[registry.Registry]
+	// wake interrupts the poll in progress, so that a new version is applied without waiting
+	// for records or a rotation deadline.
+	wakeMu sync.Mutex
+	wake   context.CancelFunc
+
+	mu           sync.Mutex
+	catalog      *catalog // the tables of the schema version in force
+	tps          map[tp]*partitionWriter
+	unknown      map[string]bool           // topics of event types the version in force does not have: paused
+	unknownParts map[string]map[int32]bool // their partitions this instance owns
+	seeked       map[tp]bool               // writers set up during this batch: its records of them are stale
+	fatal        error                     // a commit failed after its marker: stop, recovery finishes it
+	oldestNano   atomic.Int64              // oldest uncommitted record timestamp, for the gauge
+	lagTopics    map[string]bool           // topics lag_records has a series for
 
 	// testHook, when set, is called at named points (after-batch, before-marker, rename-N); an
 	// errCrash from it stops the lakewriter there as kill -9 would (tests only).
@@ -74,10 +89,6 @@ func New(cfg Config, deps run.Deps) (*Lakewriter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cat, err := newCatalog(registry.Default(), cfg.Topics, cfg.DLQTopic)
-	if err != nil {
-		return nil, err
-	}
 	log := deps.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -87,8 +98,9 @@ func New(cfg Config, deps run.Deps) (*Lakewriter, error) {
 		reg = deps.Reg
 	}
 	s := &Lakewriter{
-		cfg: cfg, log: log, reg: reg, health: deps.Health, catalog: cat, clock: realClock{},
-		tps: map[tp]*partitionWriter{}, unknown: map[string]bool{}, lagTopics: map[string]bool{},
+		cfg: cfg, log: log, reg: reg, health: deps.Health, schemas: deps.Schemas, clock: realClock{},
+		tps: map[tp]*partitionWriter{}, unknown: map[string]bool{}, unknownParts: map[string]map[int32]bool{},
+		lagTopics: map[string]bool{},
 	}
 	s.m = newMetrics(reg)
 	if reg != nil {
@@ -117,7 +129,31 @@ func (s *Lakewriter) Run(ctx context.Context) error {
 	}
 	defer lk.Close()
 	s.lk = lk
-	s.rgs = newRegistrar(lk, s.catalog.ordered, s.log, s.m, s.cfg.RegisterRetryMax)
+
+	// The tables are those of the schema version in force; later versions are stored by the
+	// follower and put in force by the consuming goroutine (applyPending).
+	live, err := schemastore.Open(ctx, s.schemas, kafka.ClientOpts(s.cfg.Kafka, s.log, nil, ""), s.cfg.SchemasTopic, s.log, s.reg, namespace)
+	if err != nil {
+		return fmt.Errorf("schemas: %w", err)
+	}
+	s.schemas = live
+	current := live.Subscribe(func(r *registry.Registry) {
+		s.pending.Store(r)
+		s.wakeMu.Lock()
+		if s.wake != nil {
+			s.wake()
+		}
+		s.wakeMu.Unlock()
+	})
+	cat, err := newCatalog(current, s.cfg.Topics, s.cfg.DLQTopic)
+	if err != nil {
+		return fmt.Errorf("tables of schema version %d: %w", current.Version(), err)
+	}
+	s.mu.Lock()
+	s.catalog = cat
+	s.mu.Unlock()
+	s.m.schemaVersion.Set(float64(cat.version))
+	s.rgs = newRegistrar(lk, cat.ordered, s.log, s.m, s.cfg.RegisterRetryMax)
 	regCtx, stopReg := context.WithCancel(context.Background())
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); s.rgs.run(regCtx) }()
@@ -148,7 +184,7 @@ func (s *Lakewriter) Run(ctx context.Context) error {
 		s.health.Set("lakewriter", "")
 	}
 	s.log.Info("started", "lake", s.cfg.Lake.URL, "metastore", s.cfg.Lake.MetastoreURI, "group", s.cfg.GroupID,
-		"rotate_interval", s.cfg.RotateInterval)
+		"rotate_interval", s.cfg.RotateInterval, "schema_version", cat.version, "tables", len(cat.ordered))
 
 	runErr := s.loop(ctx)
 	s.mu.Lock()
@@ -193,7 +229,16 @@ func (s *Lakewriter) loop(ctx context.Context) error {
 		if !deadline.IsZero() {
 			stop = s.clock.AfterFunc(deadline.Sub(s.clock.Now()), cancel)
 		}
+		s.wakeMu.Lock()
+		s.wake = cancel
+		s.wakeMu.Unlock()
+		if s.pending.Load() != nil {
+			cancel() // a version arrived since the last batch: apply it now
+		}
 		fetches := s.cl.PollRecords(pctx, s.cfg.MaxPollRecords)
+		s.wakeMu.Lock()
+		s.wake = nil
+		s.wakeMu.Unlock()
 		stop()
 		cancel()
 		if ctx.Err() != nil {
@@ -206,9 +251,15 @@ func (s *Lakewriter) loop(ctx context.Context) error {
 			}
 		})
 		s.mu.Lock()
+		s.seeked = nil
 		err := s.fatal
 		if err == nil {
-			err = s.handle(fetches)
+			// Between PollRecords and AllowRebalance no rebalance runs: the safe point to
+			// rotate, seek and resume for a new schema version.
+			err = s.applyPending()
+		}
+		if err == nil {
+			err = s.handle(ctx, fetches)
 		}
 		if err == nil {
 			err = s.rotateDue()
@@ -225,8 +276,15 @@ func (s *Lakewriter) loop(ctx context.Context) error {
 	}
 }
 
-// handle writes the fetched records. Called with s.mu held.
-func (s *Lakewriter) handle(fetches kgo.Fetches) error {
+// handle writes the fetched records. Called with s.mu held; it releases it while it waits for
+// a schema version.
+func (s *Lakewriter) handle(ctx context.Context, fetches kgo.Fetches) error {
+	if v := s.versionNeeded(fetches); v > s.catalog.version {
+		applied, err := s.waitForSchemas(ctx, v)
+		if err != nil || !applied {
+			return err // stopping: the batch is not written, its records come again
+		}
+	}
 	var err error
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if err != nil {
@@ -243,8 +301,8 @@ func (s *Lakewriter) handle(fetches kgo.Fetches) error {
 			s.cl.PauseFetchTopics(p.Topic)
 			return
 		}
-		if w == nil {
-			return // not (or no longer) ours
+		if w == nil || s.seeked[tp{p.Topic, p.Partition}] {
+			return // not (or no longer) ours, or fetched before its writer was set up and seeked
 		}
 		for _, r := range p.Records {
 			rewound, e := w.add(r)
@@ -375,7 +433,7 @@ func (s *Lakewriter) commit(w *partitionWriter, reason string) error {
 	var committed []*openFile
 	for _, f := range w.sortedFiles() {
 		df := lake.DataFile{Topic: w.topic, Partition: w.partition, FirstOffset: f.first, LastOffset: f.last}
-		err := f.pf.close(df, w.schema.Message.FullName())
+		err := f.pf.close(df, w.schema)
 		if cerr := f.w.Close(); err == nil {
 			err = cerr
 		}
@@ -503,9 +561,24 @@ func (s *Lakewriter) adjustOffsets(_ context.Context, offsets map[string]map[int
 		if !ok {
 			if !s.unknown[topic] {
 				s.unknown[topic] = true
-				s.log.Error("topic of an event type this lakewriter does not know; not consuming it until the registry has it", "topic", topic)
+				s.log.Warn("topic of an event type the schema version in force does not have; paused until a version adds it",
+					"topic", topic, "schema_version", s.catalog.version)
 			}
-			continue // paused by the poll loop when its records arrive
+			if s.unknownParts[topic] == nil {
+				s.unknownParts[topic] = map[int32]bool{}
+			}
+			// Start it where the lake says (as below), so that the partitions that return no
+			// record before the type is added need no seek then; the others are paused by the
+			// poll loop when their records arrive, and seeked back when the type is added.
+			for p := range parts {
+				rec, err := s.recover(topic, p)
+				if err != nil {
+					return nil, err
+				}
+				s.unknownParts[topic][p] = true
+				parts[p] = startAt(rec)
+			}
+			continue
 		}
 		for p := range parts {
 			rec, err := s.recover(topic, p)
@@ -519,14 +592,19 @@ func (s *Lakewriter) adjustOffsets(_ context.Context, offsets map[string]map[int
 			w = newPartitionWriter(s, topic, p, schema)
 			w.start, w.next = rec.next, rec.next
 			s.tps[tp{topic, p}] = w
-			if rec.found {
-				parts[p] = kgo.NewOffset().At(rec.next).WithEpoch(-1)
-			} else {
-				parts[p] = kgo.NewOffset().AtStart()
-			}
+			parts[p] = startAt(rec)
 		}
 	}
 	return offsets, nil
+}
+
+// startAt is where consumption of a recovered topic-partition starts: right after its last
+// commit, or from the start of the log if it has none.
+func startAt(rec recovery) kgo.Offset {
+	if rec.found {
+		return kgo.NewOffset().At(rec.next).WithEpoch(-1)
+	}
+	return kgo.NewOffset().AtStart()
 }
 
 func (s *Lakewriter) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -546,6 +624,7 @@ func (s *Lakewriter) revoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	}
 	for topic, ps := range revoked {
 		for _, p := range ps {
+			delete(s.unknownParts[topic], p)
 			w := s.tps[tp{topic, p}]
 			if w == nil {
 				continue
@@ -576,6 +655,7 @@ func (s *Lakewriter) lost(_ context.Context, _ *kgo.Client, lost map[string][]in
 	}
 	for topic, ps := range lost {
 		for _, p := range ps {
+			delete(s.unknownParts[topic], p)
 			if w := s.tps[tp{topic, p}]; w != nil {
 				w.abort(s.lk.FS, s.m)
 				delete(s.tps, tp{topic, p})
@@ -718,6 +798,8 @@ func sysFromRecord(r *kgo.Record) sysValues {
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 				sv.receivedAt = t
 			}
+		case kafka.HeaderReplayedFromDLQ:
+			sv.replayed = v == "true"
 		}
 	}
 	return sv

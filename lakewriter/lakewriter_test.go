@@ -39,6 +39,30 @@ const testPartitions = 2
 type produced struct {
 	rows map[tp]map[int64]map[string]any
 	next map[tp]int64 // last data offset + 1
+	// versions are the schema versions files may carry (clickstream.schema_version), by number;
+	// nil: only version 0, the built-in examples.
+	versions map[uint32]*registry.Registry
+}
+
+// tables returns the table schemas of a schema version files may carry.
+func (p *produced) tables(t *testing.T, version uint32) map[string]*Schema {
+	t.Helper()
+	reg := registry.Default()
+	if version != 0 || p.versions != nil {
+		reg = p.versions[version]
+	}
+	if reg == nil {
+		t.Fatalf("a file carries schema version %d, which the test never published", version)
+	}
+	schemas, err := TableSchemas(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*Schema{}
+	for _, s := range schemas {
+		out[s.Table] = s
+	}
+	return out
 }
 
 func (p *produced) count() int {
@@ -100,6 +124,12 @@ func headers(i int, at time.Time, eventType, schema string) []kgo.RecordHeader {
 	if schema != "" {
 		h = append(h, kgo.RecordHeader{Key: kafka.HeaderSchema, Value: []byte(schema)})
 	}
+	switch i % 5 {
+	case 0:
+		h = append(h, kgo.RecordHeader{Key: kafka.HeaderReplayedFromDLQ, Value: []byte("true")})
+	case 1:
+		h = append(h, kgo.RecordHeader{Key: kafka.HeaderReplayedFromDLQ, Value: []byte("false")})
+	}
 	return h
 }
 
@@ -139,6 +169,29 @@ func (p *producer) send(base time.Time, step time.Duration, n int, abortToo bool
 			Key: []byte("conn"), Value: samples.Marshal(dl), Timestamp: at, Headers: headers(i, at, inv.Type, "")})
 		msgs = append(msgs, dl)
 	}
+	p.produce(recs, msgs)
+	if abortToo {
+		if err := p.cl.BeginTransaction(); err != nil {
+			p.t.Fatal(err)
+		}
+		for _, r := range recs[:3] {
+			c := *r
+			c.Headers = append(c.Headers, kgo.RecordHeader{Key: "aborted", Value: []byte("1")})
+			if err := p.cl.ProduceSync(ctx, &c).FirstErr(); err != nil {
+				p.t.Fatal(err)
+			}
+		}
+		if err := p.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// produce writes recs in one committed transaction; msgs[i] is the message recs[i] holds, whose
+// row the lake must have (with the record's system columns).
+func (p *producer) produce(recs []*kgo.Record, msgs []proto.Message) []*kgo.Record {
+	p.t.Helper()
+	ctx := context.Background()
 	if err := p.cl.BeginTransaction(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -165,24 +218,13 @@ func (p *producer) send(base time.Time, step time.Duration, n int, abortToo bool
 		row[ColReqGUID], row[ColConnGroup] = sys.reqGUID, sys.connGroup
 		row[ColEventIndex] = int64(sys.eventIndex)
 		row[ColKafkaPartition], row[ColKafkaOffset] = int64(rec.Partition), rec.Offset
+		if rec.Topic != kafka.DefaultDLQTopic {
+			row[ColReplayedFromDLQ] = sys.replayed
+		}
 		p.want.rows[k][rec.Offset] = row
 		p.want.next[k] = max(p.want.next[k], rec.Offset+1)
 	}
-	if abortToo {
-		if err := p.cl.BeginTransaction(); err != nil {
-			p.t.Fatal(err)
-		}
-		for _, r := range recs[:3] {
-			c := *r
-			c.Headers = append(c.Headers, kgo.RecordHeader{Key: "aborted", Value: []byte("1")})
-			if err := p.cl.ProduceSync(ctx, &c).FirstErr(); err != nil {
-				p.t.Fatal(err)
-			}
-		}
-		if err := p.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
-			p.t.Fatal(err)
-		}
-	}
+	return recs
 }
 
 type instance struct {
@@ -308,14 +350,7 @@ func checkLake(t *testing.T, dir string, want *produced) []string {
 
 func checkLakeFS(t *testing.T, fsys lake.FS, dir, db string, want *produced) []string {
 	t.Helper()
-	schemas, err := TableSchemas(registry.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	byTable := map[string]*Schema{}
-	for _, s := range schemas {
-		byTable[s.Table] = s
-	}
+	byTable := want.tables(t, 0)
 	seen := map[tp]map[int64]bool{}
 	var dataFiles []string
 	markers := map[string]int{}
@@ -339,9 +374,8 @@ func checkLakeFS(t *testing.T, fsys lake.FS, dir, db string, want *produced) []s
 				t.Errorf("hidden file in a table: %s", rel)
 			}
 		}
-		s := byTable[parts[1]]
 		df, ok := lake.ParseDataFile(rel)
-		if s == nil || len(parts) != 5 || !ok {
+		if len(parts) != 5 || !ok {
 			t.Errorf("unexpected file: %s", rel)
 			continue
 		}
@@ -357,6 +391,20 @@ func checkLakeFS(t *testing.T, fsys lake.FS, dir, db string, want *produced) []s
 		}
 		rows, file := readParquet(t, f, f.Size())
 		f.Close()
+		version, _ := file.Lookup(MetaSchemaVersion)
+		if v, err := strconv.ParseUint(version, 10, 32); err != nil {
+			t.Errorf("%s: schema version metadata %q", rel, version)
+		} else {
+			byTable = want.tables(t, uint32(v))
+		}
+		s := byTable[parts[1]]
+		if s == nil {
+			t.Errorf("%s: no table %s in schema version %s", rel, parts[1], version)
+			continue
+		}
+		if id, ok := file.Lookup(MetaIDField); id != s.IDField || ok != (s.IDField != "") {
+			t.Errorf("%s: id field metadata %q (%v), want %q", rel, id, ok, s.IDField)
+		}
 		if got := file.Schema().String(); got != s.Parquet.String() {
 			t.Errorf("%s: schema differs from the table's:\n%s", rel, got)
 		}

@@ -7,7 +7,7 @@ import (
 const namespace = "clickstream_lakewriter"
 
 // metrics of the lakewriter. Labels come from bounded sets: table (event types of the registry
-// plus dead_letters) and fixed reasons. Stages add up: consumed = written + dropped +
+// plus dead_letters), topic (the consumed ones) and fixed reasons and change kinds. Stages add up: consumed = written + dropped +
 // skipped; written = committed + aborted (aborted rows are consumed again).
 type metrics struct {
 	consumed      *prometheus.CounterVec // table
@@ -29,7 +29,10 @@ type metrics struct {
 	recoveries    prometheus.Counter
 	replayed      prometheus.Counter
 	orphans       prometheus.Counter
-	lag           *prometheus.GaugeVec // topic
+	lag           *prometheus.GaugeVec   // topic
+	schemaChanges *prometheus.CounterVec // change
+	schemaVersion prometheus.Gauge
+	schemaWaits   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records fetched again below the committed offset, not written twice."}),
 		files:   c("files_committed_total", "Parquet files committed (renamed into their partition), by table.", "table"),
 		bytes:   c("bytes_committed_total", "Bytes of committed Parquet files, by table.", "table"),
-		commits: c("commits_total", "Commits of a topic-partition's open files, by trigger: size, interval, hour, revoke, shutdown.", "reason"),
+		commits: c("commits_total", "Commits of a topic-partition's open files, by trigger: size, interval, hour, schema (its table changed), revoke, shutdown.", "reason"),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "commit_errors_total",
 			Help: "Commits that failed; their records are consumed again."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "visible_latency_seconds",
@@ -71,8 +74,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Uncommitted staging files removed by recovery."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "lag_records",
 			Help: "Records of the topic not yet in a committed (visible) file: the high watermark of the last fetch minus the first uncommitted offset, summed over the partitions this instance owns. Transaction markers count: a caught-up partition written by the validator reads about 1."}, []string{"topic"}),
+		schemaChanges: c("schema_changes_total", "Table changes made by new schema versions, by kind: table_added, columns_added, columns_dropped, columns_retyped, columns_reordered.", "change"),
+		// Not schema_version: the schema follower exports that one under the same namespace.
+		schemaVersion: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "tables_schema_version",
+			Help: "Schema version the table schemas being written are at; follows the schema topic between two batches."}),
+		schemaWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "schema_waits_total",
+			Help: "Batches held back until the schema version their records were validated under was read from the schema topic."}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.schemaChanges, m.schemaVersion, m.schemaWaits)
 		reg.MustRegister(m.consumed, m.written, m.committed, m.aborted, m.dropped, m.skipped, m.files, m.bytes,
 			m.commits, m.commitErrors, m.latency, m.commitTime, m.openFiles, m.pending, m.registered,
 			m.registerFails, m.recoveries, m.replayed, m.orphans, m.lag)

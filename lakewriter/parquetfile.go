@@ -7,7 +7,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/clickstream/clickstream/services/lake"
 	"github.com/clickstream/clickstream/services/run"
@@ -21,6 +20,13 @@ const (
 	MetaLastOffset  = "clickstream.last_offset"
 	MetaMessage     = "clickstream.message" // the protobuf message's full name
 	MetaWriter      = "clickstream.writer"  // "lakewriter <module version>"
+	// MetaSchemaVersion is the schema version whose table schema the file has (decimal; 0 =
+	// the built-in example schemas). A file opened under an earlier version whose table schema
+	// was the same carries the later one: its columns are that version's.
+	MetaSchemaVersion = "clickstream.schema_version"
+	// MetaIDField names the event's own id field (clickstream.v1.event id_field), the
+	// compactor's deduplication key; absent when the schema declares none (dead_letters too).
+	MetaIDField = "clickstream.id_field"
 )
 
 // WriterVersion names this build in file metadata.
@@ -79,13 +85,18 @@ func (f *parquetFile) writeRow(row parquet.Row) error {
 // size estimates the file's size: bytes written plus the buffered row group.
 func (f *parquetFile) size() int64 { return f.pw.Size() }
 
-// close writes the footer with the file's lineage; the underlying file stays open.
-func (f *parquetFile) close(df lake.DataFile, message protoreflect.FullName) error {
+// close writes the footer with the file's lineage and the schema s it was written with; the
+// underlying file stays open.
+func (f *parquetFile) close(df lake.DataFile, s *Schema) error {
 	f.pw.SetKeyValueMetadata(MetaTopic, df.Topic)
 	f.pw.SetKeyValueMetadata(MetaPartition, strconv.Itoa(int(df.Partition)))
 	f.pw.SetKeyValueMetadata(MetaFirstOffset, strconv.FormatInt(df.FirstOffset, 10))
 	f.pw.SetKeyValueMetadata(MetaLastOffset, strconv.FormatInt(df.LastOffset, 10))
-	f.pw.SetKeyValueMetadata(MetaMessage, string(message))
+	f.pw.SetKeyValueMetadata(MetaMessage, string(s.Message.FullName()))
+	f.pw.SetKeyValueMetadata(MetaSchemaVersion, strconv.FormatUint(uint64(s.Version), 10))
+	if s.IDField != "" {
+		f.pw.SetKeyValueMetadata(MetaIDField, s.IDField)
+	}
 	f.pw.SetKeyValueMetadata(MetaWriter, WriterVersion())
 	if err := f.pw.Close(); err != nil {
 		return fmt.Errorf("close parquet writer: %w", err)

@@ -24,13 +24,14 @@ type registrar struct {
 	m        *metrics
 	maxRetry time.Duration
 
-	mu      sync.Mutex
-	schemas map[string]*Schema
-	dbReady bool
-	tables  map[string]bool                        // table → exists with the current columns
-	pending map[string]map[lake.Partition]struct{} // table → partitions to add
-	done    map[string]map[lake.Partition]struct{} // table → registered by this process
-	kick    chan struct{}
+	mu        sync.Mutex
+	schemas   map[string]*Schema
+	dbReady   bool
+	tables    map[string]bool                        // table → exists with the current columns
+	reconcile []string                               // tables whose partition directories are to be queued (all at start)
+	pending   map[string]map[lake.Partition]struct{} // table → partitions to add
+	done      map[string]map[lake.Partition]struct{} // table → registered by this process
+	kick      chan struct{}
 }
 
 func newRegistrar(lk *lake.Lake, schemas []*Schema, log *slog.Logger, m *metrics, maxRetry time.Duration) *registrar {
@@ -42,8 +43,32 @@ func newRegistrar(lk *lake.Lake, schemas []*Schema, log *slog.Logger, m *metrics
 	}
 	for _, s := range schemas {
 		r.schemas[s.Table] = s
+		r.reconcile = append(r.reconcile, s.Table)
 	}
 	return r
+}
+
+// update takes the schemas of tables a new schema version adds or changes: they are created or
+// altered (EnsureTable) before more partitions of them are registered, and a new table's
+// existing partition directories (an earlier process may have written it) are queued.
+func (r *registrar) update(schemas []*Schema) {
+	if r == nil || r.ms == nil || len(schemas) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, s := range schemas {
+		if _, had := r.schemas[s.Table]; !had {
+			r.reconcile = append(r.reconcile, s.Table)
+		}
+		r.schemas[s.Table] = s
+		r.tables[s.Table] = false
+	}
+	r.updateGauge()
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // add queues partitions whose first file was just committed.
@@ -93,9 +118,6 @@ func (r *registrar) run(ctx context.Context) {
 	if r == nil || r.ms == nil {
 		return
 	}
-	if err := r.reconcile(); err != nil {
-		r.log.Warn("listing partitions to reconcile with the metastore failed", "err", err)
-	}
 	backoff := time.Second
 	failing := false
 	for {
@@ -141,6 +163,15 @@ func (r *registrar) run(ctx context.Context) {
 // sync makes one round: database, tables, then the pending partitions.
 func (r *registrar) sync(ctx context.Context) error {
 	r.mu.Lock()
+	queued := r.reconcile
+	r.reconcile = nil
+	r.mu.Unlock()
+	if len(queued) > 0 {
+		if err := r.reconcileTables(queued); err != nil {
+			r.log.Warn("listing partitions to reconcile with the metastore failed", "err", err)
+		}
+	}
+	r.mu.Lock()
 	dbReady := r.dbReady
 	var tables []*Schema
 	for name, s := range r.schemas {
@@ -179,7 +210,9 @@ func (r *registrar) sync(ctx context.Context) error {
 			r.log.Info("table created or evolved in the metastore", "table", s.Table)
 		}
 		r.mu.Lock()
-		r.tables[s.Table] = true
+		if r.schemas[s.Table] == s { // not changed again by a newer version meanwhile
+			r.tables[s.Table] = true
+		}
 		r.updateGauge()
 		r.mu.Unlock()
 	}
@@ -219,12 +252,12 @@ func (r *registrar) sync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reconcile queues every partition directory of every table, so that partitions whose
+// reconcileTables queues every partition directory of the tables, so that partitions whose
 // registration was still pending when a previous process stopped get registered (adding is
 // if-not-exists, so registered ones are unchanged, compacted ones keep their location).
-func (r *registrar) reconcile() error {
+func (r *registrar) reconcileTables(tables []string) error {
 	var errs []error
-	for t := range r.schemas {
+	for _, t := range tables {
 		dir := r.lk.Layout.TableDir(t)
 		dts, err := r.lk.FS.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -28,6 +28,10 @@ const (
 	ColConnGroup      = "_conn_group"      // string: the connection group
 	ColKafkaPartition = "_kafka_partition" // int: the Kafka partition of the record
 	ColKafkaOffset    = "_kafka_offset"    // bigint: the Kafka offset of the record
+	// ColReplayedFromDLQ is true on an event that `clickstream dlq replay` moved from the
+	// dead-letter topic (header replayed_from_dlq = "true"), false otherwise. Event tables only:
+	// dead_letters rows are the dead letters themselves.
+	ColReplayedFromDLQ = "_replayed_from_dlq" // boolean
 )
 
 // Schema is a table's schema derived from a protobuf message, in the two forms the lake needs:
@@ -49,12 +53,20 @@ type Schema struct {
 	Columns []lake.Column
 	// Parquet is the Parquet schema of the table's files (columns in the same order).
 	Parquet *parquet.Schema
+	// IDField is the event's own id field as its schema declares it (clickstream.v1.event
+	// id_field), "" when it declares none. Files carry it for the compactor's deduplication.
+	IDField string
+	// Version is the schema version the table schema was derived from (TableSchemas); files
+	// carry it in their metadata.
+	Version uint32
 
 	root       *node
 	nLeaves    int
+	nSys       int // system columns at the end of root.children
 	newMessage func() proto.Message
 	wireOK     bool // rows can be built from the wire format (wirerow.go)
-	sys        struct{ receivedAt, reqGUID, eventIndex, connGroup, partition, offset int }
+	// Leaf column index of each system column; replayed is -1 in dead_letters, which has none.
+	sys struct{ receivedAt, reqGUID, eventIndex, connGroup, partition, offset, replayed int }
 }
 
 // node is one field of the schema: how its values become Parquet leaf values.
@@ -101,6 +113,7 @@ const timestampName = "google.protobuf.Timestamp"
 
 // NewSchema derives the schema of a table from its message. It fails on what a Hive table
 // cannot hold: recursive messages, and field names that clash with system or partition columns.
+// Every table but lake.DeadLettersTable is an event table and has the _replayed_from_dlq column.
 func NewSchema(table string, md protoreflect.MessageDescriptor) (*Schema, error) {
 	s := &Schema{Table: table, Message: md}
 	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil && mt.Descriptor() == md {
@@ -126,26 +139,33 @@ func NewSchema(table string, md protoreflect.MessageDescriptor) (*Schema, error)
 		root.children = append(root.children, n)
 		hiveCols = append(hiveCols, lake.Column{Name: name, Type: hive, Comment: comment(fd)})
 	}
-	sys := []struct {
+	type sysColumn struct {
 		name, hive, comment string
 		n                   *node
-	}{
-		{ColReceivedAt, "timestamp", "when the collector received the event (UTC)", &node{kind: kindLeaf, scalar: scTimestamp}},
-		{ColReqGUID, "string", "req_guid of the batch the event came in", &node{kind: kindLeaf, scalar: scString}},
-		{ColEventIndex, "int", "index of the event in its batch", &node{kind: kindLeaf, scalar: scInt32, optional: true}},
-		{ColConnGroup, "string", "connection group of the sender", &node{kind: kindLeaf, scalar: scString}},
-		{ColKafkaPartition, "int", "Kafka partition of the record", &node{kind: kindLeaf, scalar: scInt32}},
-		{ColKafkaOffset, "bigint", "Kafka offset of the record", &node{kind: kindLeaf, scalar: scInt64}},
+		col                 *int // where its leaf index goes
+	}
+	sys := []sysColumn{
+		{ColReceivedAt, "timestamp", "when the collector received the event (UTC)", &node{kind: kindLeaf, scalar: scTimestamp}, &s.sys.receivedAt},
+		{ColReqGUID, "string", "req_guid of the batch the event came in", &node{kind: kindLeaf, scalar: scString}, &s.sys.reqGUID},
+		{ColEventIndex, "int", "index of the event in its batch", &node{kind: kindLeaf, scalar: scInt32, optional: true}, &s.sys.eventIndex},
+		{ColConnGroup, "string", "connection group of the sender", &node{kind: kindLeaf, scalar: scString}, &s.sys.connGroup},
+		{ColKafkaPartition, "int", "Kafka partition of the record", &node{kind: kindLeaf, scalar: scInt32}, &s.sys.partition},
+		{ColKafkaOffset, "bigint", "Kafka offset of the record", &node{kind: kindLeaf, scalar: scInt64}, &s.sys.offset},
+	}
+	s.sys.replayed = -1
+	if table != lake.DeadLettersTable {
+		sys = append(sys, sysColumn{ColReplayedFromDLQ, "boolean", "true when a DLQ replay moved the event here after a schema fix", &node{kind: kindLeaf, scalar: scBool}, &s.sys.replayed})
 	}
 	for _, c := range sys {
 		c.n.name = c.name
 		root.children = append(root.children, c.n)
 		hiveCols = append(hiveCols, lake.Column{Name: c.name, Type: c.hive, Comment: c.comment})
 	}
+	s.nSys = len(sys)
 	s.nLeaves = assignColumns(root, 0)
-	n := len(root.children)
-	s.sys.receivedAt, s.sys.reqGUID, s.sys.eventIndex = root.children[n-6].first, root.children[n-5].first, root.children[n-4].first
-	s.sys.connGroup, s.sys.partition, s.sys.offset = root.children[n-3].first, root.children[n-2].first, root.children[n-1].first
+	for _, c := range sys {
+		*c.col = c.n.first
+	}
 	prepareWire(root, protoreflect.MessageKind)
 	s.wireOK = wireSupports(md)
 	s.root = root
@@ -352,6 +372,7 @@ type sysValues struct {
 	connGroup  string
 	partition  int32
 	offset     int64
+	replayed   bool // the replayed_from_dlq header is "true"
 }
 
 // rowBuilder turns messages into Parquet rows with repetition and definition levels computed
@@ -389,7 +410,7 @@ func (b *rowBuilder) build(m protoreflect.Message, sys sysValues) parquet.Row {
 		b.cols[i] = b.cols[i][:0]
 	}
 	root := b.s.root
-	nFields := len(root.children) - 6
+	nFields := len(root.children) - b.s.nSys
 	for _, c := range root.children[:nFields] {
 		b.field(c, m, 0, 0)
 	}
@@ -409,6 +430,9 @@ func (b *rowBuilder) finishRow(sys sysValues) parquet.Row {
 	put(b.s.sys.connGroup, parquet.ByteArrayValue(stringBytes(sys.connGroup)))
 	put(b.s.sys.partition, parquet.Int32Value(sys.partition))
 	put(b.s.sys.offset, parquet.Int64Value(sys.offset))
+	if b.s.sys.replayed >= 0 {
+		put(b.s.sys.replayed, parquet.BooleanValue(sys.replayed))
+	}
 	b.row = b.row[:0]
 	for _, c := range b.cols {
 		b.row = append(b.row, c...)

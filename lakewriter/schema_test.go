@@ -73,6 +73,9 @@ func TestTableSchemasGolden(t *testing.T) {
 	}
 }
 
+// sysColumnNames are the system columns of an event table.
+var sysColumnNames = []string{ColReceivedAt, ColReqGUID, ColEventIndex, ColConnGroup, ColKafkaPartition, ColKafkaOffset, ColReplayedFromDLQ}
+
 // writeAndRead writes msgs as one Parquet file of s and reads it back.
 func writeAndRead(t *testing.T, s *Schema, msgs []proto.Message) []map[string]any {
 	t.Helper()
@@ -81,12 +84,12 @@ func writeAndRead(t *testing.T, s *Schema, msgs []proto.Message) []map[string]an
 	rb := s.newRowBuilder()
 	at := time.Date(2026, 11, 22, 13, 0, 0, 123456789, time.UTC)
 	for i, m := range msgs {
-		sys := sysValues{receivedAt: at, reqGUID: "req", eventIndex: int32(i), hasIndex: i%2 == 0, connGroup: "g", partition: 3, offset: int64(100 + i)}
+		sys := sysValues{receivedAt: at, reqGUID: "req", eventIndex: int32(i), hasIndex: i%2 == 0, connGroup: "g", partition: 3, offset: int64(100 + i), replayed: i%3 == 0}
 		if err := f.writeRow(rb.build(m.ProtoReflect(), sys)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.close(lake.DataFile{Topic: "t", Partition: 3, FirstOffset: 100, LastOffset: int64(99 + len(msgs))}, s.Message.FullName()); err != nil {
+	if err := f.close(lake.DataFile{Topic: "t", Partition: 3, FirstOffset: 100, LastOffset: int64(99 + len(msgs))}, s); err != nil {
 		t.Fatal(err)
 	}
 	rows, file := readParquet(t, bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -129,6 +132,7 @@ func TestRowsRoundTrip(t *testing.T) {
 					want[ColEventIndex] = int64(i)
 				}
 				want[ColKafkaPartition], want[ColKafkaOffset] = int64(3), int64(100+i)
+				want[ColReplayedFromDLQ] = i%3 == 0
 				diffRows(t, fmt.Sprintf("row %d", i), want, rows[i])
 			}
 		})
@@ -159,7 +163,10 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	rows := writeAndRead(t, s, msgs)
 	for i, m := range msgs {
 		got := rows[i]
-		for _, k := range []string{ColReceivedAt, ColReqGUID, ColEventIndex, ColConnGroup, ColKafkaPartition, ColKafkaOffset} {
+		if _, ok := got[ColReplayedFromDLQ]; ok {
+			t.Errorf("dead letter %d: dead_letters has a %s column", i, ColReplayedFromDLQ)
+		}
+		for _, k := range sysColumnNames {
 			delete(got, k)
 		}
 		diffRows(t, fmt.Sprintf("dead letter %d", i), expectRow(m), got)

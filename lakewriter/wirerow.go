@@ -147,7 +147,7 @@ func (b *rowBuilder) buildWire(data []byte, sys sysValues) (parquet.Row, bool) {
 		b.cols[i] = b.cols[i][:0]
 	}
 	b.occ = b.occ[:0]
-	nFields := len(b.s.root.children) - 6
+	nFields := len(b.s.root.children) - b.s.nSys
 	if err := b.wireMessage(b.s.root, data, nFields, 0, 0); err != nil {
 		return nil, false
 	}

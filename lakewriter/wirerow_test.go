@@ -18,7 +18,7 @@ import (
 	"github.com/clickstream/clickstream/services/lake"
 )
 
-var wireSys = sysValues{receivedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), reqGUID: "g", hasIndex: true, eventIndex: 3, connGroup: "web", partition: 2, offset: 9}
+var wireSys = sysValues{receivedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), reqGUID: "g", hasIndex: true, eventIndex: 3, connGroup: "web", partition: 2, offset: 9, replayed: true}
 
 // sameValue compares two Parquet values: kind, levels, column and content bit for bit (so that
 // a NaN equals the same NaN).
@@ -183,7 +183,7 @@ func TestWireRowWrite(t *testing.T) {
 		}
 	}
 	for _, f := range []*parquetFile{fw, fr} {
-		if err := f.close(lakeFileForTest(), s.Message.FullName()); err != nil {
+		if err := f.close(lakeFileForTest(), s); err != nil {
 			t.Fatal(err)
 		}
 	}
