@@ -60,7 +60,9 @@ import (
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/services/lake"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Compactor is one running compactor.
@@ -70,7 +72,7 @@ type Compactor struct {
 	health    *telemetry.Health
 	m         *metrics
 	lake      *lake.Lake
-	schemas   *registry.Registry
+	schemas   *schemastore.Live // nil: registry.Default()
 	closeOnce sync.Once
 	mu        sync.Mutex // one CompactOnce at a time
 
@@ -84,7 +86,12 @@ func New(cfg Config, deps run.Deps) (*Compactor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l, err := lake.Open(context.Background(), cfg.Lake, "clickstream_compactor", deps.Reg)
+	// A nil *prometheus.Registry in an interface is not a nil interface: pass none instead.
+	var reg prometheus.Registerer
+	if deps.Reg != nil {
+		reg = deps.Reg
+	}
+	l, err := lake.Open(context.Background(), cfg.Lake, "clickstream_compactor", reg)
 	if err != nil {
 		return nil, err
 	}
@@ -93,8 +100,8 @@ func New(cfg Config, deps run.Deps) (*Compactor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Compactor{
-		cfg: cfg, log: log, health: deps.Health, m: newMetrics(deps.Reg), lake: l,
-		schemas: registry.Default(), now: time.Now, hook: func(string) error { return nil },
+		cfg: cfg, log: log, health: deps.Health, m: newMetrics(reg), lake: l,
+		schemas: deps.Schemas, now: time.Now, hook: func(string) error { return nil },
 	}
 	if c.health != nil {
 		c.health.Set("lake", "")
@@ -181,7 +188,7 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 			errs = append(errs, err)
 			continue
 		}
-		pending, counted, files, most := 0, 0, 0, 0
+		pending, conflicts, counted, files, most := 0, 0, 0, 0, 0
 		for _, p := range parts {
 			if err := ctx.Err(); err != nil {
 				return rep, err
@@ -201,6 +208,9 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 					pending++
 					rep.Pending[table] = append(rep.Pending[table], p.String())
 				}
+				if errors.Is(err, rewrite.ErrSchema) {
+					conflicts++
+				}
 				continue
 			}
 			if pr != nil {
@@ -208,6 +218,7 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Report, error) {
 			}
 		}
 		c.m.pending.WithLabelValues(table).Set(float64(pending))
+		c.m.schemaConflicts.WithLabelValues(table).Set(float64(conflicts))
 		c.m.partitionsScanned.WithLabelValues(table).Set(float64(counted))
 		c.m.dataFiles.WithLabelValues(table).Set(float64(files))
 		c.m.filesMax.WithLabelValues(table).Set(float64(most))
@@ -323,7 +334,13 @@ func (c *Compactor) partition(ctx context.Context, table string, p lake.Partitio
 	start := time.Now()
 	pr, step, err := c.compact(ctx, st)
 	if err != nil {
-		if ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case step == stepSchema:
+			c.m.errors.WithLabelValues(table, step).Inc()
+			c.log.Warn("partition left uncompacted: its files disagree on a column's type, and compacting them would lose data; "+
+				"rewrite or move the odd files by hand", "table", table, "partition", p.String(), "err", err)
+		default:
 			c.m.errors.WithLabelValues(table, step).Inc()
 			c.log.Warn("compaction failed", "table", table, "partition", p.String(), "step", step, "err", err)
 		}
@@ -344,6 +361,10 @@ func (c *Compactor) partition(ctx context.Context, table string, p lake.Partitio
 		"duplicates", pr.Duplicates, "bytes_in", pr.BytesIn, "bytes_out", pr.BytesOut, "duration", pr.Duration)
 	return pr, deleted, true, pr.FilesOut, nil
 }
+
+// stepSchema is the step of a compaction refused because the partition's files disagree on a
+// column's type (rewrite.ErrSchema): nothing was written and the partition stays as it is.
+const stepSchema = "schema"
 
 // visibleFiles is the number of data files readers see in the partition as st describes it:
 // those of the directory its location names, -1 when they cannot be listed.
@@ -591,14 +612,10 @@ func (c *Compactor) compact(ctx context.Context, st *partState) (*PartitionRepor
 		outputs = append(outputs, name)
 		return fsys.Create(name)
 	}
-	idColumn := ""
-	if et, ok := c.schemas.Lookup(st.table); ok && et.IDField != nil {
-		idColumn = string(et.IDField.Name())
-	}
 	res, err := rewrite.Rewrite(ctx, inputs, create, rewrite.Options{
 		SortKeys:        c.cfg.SortKeys,
 		SortFallback:    c.cfg.SortFallback,
-		IDColumn:        idColumn,
+		IDColumn:        c.registryID(st.table),
 		DedupFallback:   []string{"_req_guid", "_event_index"},
 		TargetFileBytes: c.cfg.TargetFileBytes,
 		RowGroupBytes:   c.cfg.RowGroupBytes,
@@ -618,13 +635,19 @@ func (c *Compactor) compact(ctx context.Context, st *partState) (*PartitionRepor
 	}
 	if err != nil {
 		_ = fsys.RemoveAll(genDir)
+		if errors.Is(err, rewrite.ErrSchema) {
+			return nil, stepSchema, err
+		}
 		return nil, "rewrite", err
 	}
 	m := &manifest{
 		Format: 1, Table: st.table, Partition: st.part.Path(), Generation: next, Compactor: Version(),
 		Inputs: read, Consumed: consumed,
 		RowsIn: res.RowsIn, RowsOut: res.RowsOut, Duplicates: res.Duplicates, BytesIn: res.BytesIn, BytesOut: res.BytesOut(),
-		SortKeys: res.SortKeys, DedupKeys: res.DedupKeys,
+		SortKeys: res.SortKeys, DedupKeys: res.DedupKeys, IDFrom: "registry",
+	}
+	if res.IDFromFiles {
+		m.IDFrom = "files"
 	}
 	for i, name := range outputs {
 		m.Outputs = append(m.Outputs, fileRef{Path: path.Base(name), Size: res.Files[i].Bytes})
@@ -655,6 +678,25 @@ func (c *Compactor) compact(ctx context.Context, st *partState) (*PartitionRepor
 		FilesIn: len(inputs), FilesOut: len(res.Files), RowsIn: res.RowsIn, RowsOut: res.RowsOut,
 		Duplicates: res.Duplicates, BytesIn: res.BytesIn, BytesOut: res.BytesOut(),
 	}, "", nil
+}
+
+// registryID is the id column the schema registry in force gives table's event type, "" when it
+// declares none or does not know the type. The files' own metadata takes precedence (see
+// rewrite.MetaIDField): that is how a compactor without the schema topic knows the id of a type
+// pushed after it started. With deps.Schemas the registry is looked up at every compaction, so
+// it follows pushed versions without a restart.
+func (c *Compactor) registryID(table string) string {
+	r := registry.Default()
+	if c.schemas != nil {
+		r = c.schemas.Current()
+	}
+	if r == nil {
+		return ""
+	}
+	if et, ok := r.Lookup(table); ok && et.IDField != nil {
+		return string(et.IDField.Name())
+	}
+	return ""
 }
 
 // partitionAlterer is the metastore call the compactor prefers: swap the location and record the

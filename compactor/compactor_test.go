@@ -139,10 +139,16 @@ func (tl *testLake) commit(events ...int) {
 // location is the directory readers read.
 func (tl *testLake) location() string {
 	tl.t.Helper()
+	return tl.locationOf(table, part)
+}
+
+// locationOf is the directory readers read for partition p of table tbl.
+func (tl *testLake) locationOf(tbl string, p lake.Partition) string {
+	tl.t.Helper()
 	if tl.hms == nil {
-		return tl.l.Layout.PartitionDir(table, part)
+		return tl.l.Layout.PartitionDir(tbl, p)
 	}
-	info, err := tl.l.Metastore.GetPartition(context.Background(), tl.l.Layout.Database, table, part.Values())
+	info, err := tl.l.Metastore.GetPartition(context.Background(), tl.l.Layout.Database, tbl, p.Values())
 	if err != nil {
 		tl.t.Fatal(err)
 	}
@@ -153,7 +159,13 @@ func (tl *testLake) location() string {
 // check which rows are there and in what order read the key columns alone (keyColumns).
 func (tl *testLake) visible() ([]map[string]any, []string) {
 	tl.t.Helper()
-	loc := tl.location()
+	return tl.visibleIn(table, part)
+}
+
+// visibleIn is visible for partition p of table tbl.
+func (tl *testLake) visibleIn(tbl string, p lake.Partition) ([]map[string]any, []string) {
+	tl.t.Helper()
+	loc := tl.locationOf(tbl, p)
 	files, err := dataFiles(tl.l.FS, loc)
 	if err != nil {
 		tl.t.Fatalf("list location %s: %v", loc, err)

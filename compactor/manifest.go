@@ -40,6 +40,9 @@ type manifest struct {
 	BytesOut   int64     `json:"bytes_out"`
 	SortKeys   []string  `json:"sort_keys"`
 	DedupKeys  []string  `json:"dedup_keys"`
+	// IDFrom says where the id column among DedupKeys came from: "files" (their
+	// clickstream.id_field metadata) or "registry" (the schema registry in force).
+	IDFrom string `json:"id_from,omitempty"`
 }
 
 // fileRef identifies a file by path (or name), size and modification time, so that a file

@@ -15,7 +15,10 @@ type metrics struct {
 	duration   *prometheus.HistogramVec
 	files      *prometheus.GaugeVec // table, stage (before, after)
 	pending    *prometheus.GaugeVec // table
-	lastScan   prometheus.Gauge
+	// Partitions refused because their files disagree on a column's type: they stay as they
+	// are (and count in pending) until someone rewrites or moves the odd files.
+	schemaConflicts *prometheus.GaugeVec // table
+	lastScan        prometheus.Gauge
 	// What readers see at the last scan, per table: files per partition is
 	// dataFiles / partitionsScanned on average, filesMax at worst.
 	partitionsScanned *prometheus.GaugeVec // table
@@ -49,6 +52,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Data files of the last partition compacted, before and after."}, []string{"table", "stage"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "partitions_pending",
 			Help: "Partitions due for compaction at the end of the last scan (failed ones)."}, []string{"table"}),
+		schemaConflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "partitions_schema_conflict",
+			Help: "Partitions left uncompacted at the last scan because their files disagree on a column's type."}, []string{"table"}),
 		lastScan: prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "last_scan_timestamp_seconds",
 			Help: "When the last scan of the lake finished."}),
 		partitionsScanned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "partitions_scanned",
@@ -60,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.compacted, m.rowsRead, m.rowsOut, m.duplicates, m.bytesRead, m.bytesOut,
-			m.deleted, m.errors, m.duration, m.files, m.pending, m.lastScan, m.partitionsScanned, m.dataFiles, m.filesMax)
+			m.deleted, m.errors, m.duration, m.files, m.pending, m.schemaConflicts, m.lastScan, m.partitionsScanned, m.dataFiles, m.filesMax)
 	}
 	return m
 }
