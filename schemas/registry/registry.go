@@ -79,14 +79,19 @@ func New(files ...protoreflect.FileDescriptor) (*Registry, error) {
 			if !ok {
 				return
 			}
-			et, err := newEventType(md, opts)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", md.FullName(), err))
+			// The errors point at the (clickstream.v1.event) option when the sources are known,
+			// so that a team pushing its schemas finds the line to fix.
+			at := withPosition(position(md, messageOptionsField, eventOptionNumber))
+			et, typeErrs := newEventType(md, opts)
+			if len(typeErrs) > 0 {
+				for _, err := range typeErrs {
+					errs = append(errs, fmt.Errorf("%s%s: %w", at, md.FullName(), err))
+				}
 				return
 			}
 			if prev, dup := r.byName[et.Name]; dup {
 				if prev.Message.FullName() != md.FullName() {
-					errs = append(errs, fmt.Errorf("%s: event type %q already declared by %s", md.FullName(), et.Name, prev.Message.FullName()))
+					errs = append(errs, fmt.Errorf("%s%s: event type %q already declared by %s", at, md.FullName(), et.Name, prev.Message.FullName()))
 				}
 				return
 			}
@@ -122,7 +127,8 @@ func eventOptions(md protoreflect.MessageDescriptor) (*clickstreamv1.EventOption
 	return eo, eo != nil
 }
 
-func newEventType(md protoreflect.MessageDescriptor, opts *clickstreamv1.EventOptions) (EventType, error) {
+// newEventType returns every problem of the declaration, each to be reported on its own line.
+func newEventType(md protoreflect.MessageDescriptor, opts *clickstreamv1.EventOptions) (EventType, []error) {
 	et := EventType{Name: opts.GetType(), Message: md}
 	var errs []error
 	if err := ValidTypeName(et.Name); err != nil {
@@ -153,7 +159,7 @@ func newEventType(md protoreflect.MessageDescriptor, opts *clickstreamv1.EventOp
 	if mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName()); err == nil && mt.Descriptor() == md {
 		et.goType = mt
 	}
-	return et, errors.Join(errs...)
+	return et, errs
 }
 
 // Lookup returns the event type called name.
