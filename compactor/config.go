@@ -22,7 +22,7 @@ type Config struct {
 	// offers: an HDFS lake needs the metastore.
 	Lake lake.Config `envPrefix:"LAKE_"`
 	// Tables limits compaction to these tables; empty means every table directory in the
-	// database.
+	// database, listed again at every scan so that tables created while running are compacted.
 	Tables []string `env:"TABLES" doc:"tables to compact, comma-separated (empty: every table in the database)"`
 	// Interval is the time between two scans of the lake when the compactor runs as a service.
 	Interval time.Duration `env:"INTERVAL" doc:"time between two scans of the lake (service mode)"`
