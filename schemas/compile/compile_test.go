@@ -146,7 +146,8 @@ func TestDirReportsEveryProblemAtItsLine(t *testing.T) {
 		{"bad_cel", []want{
 			{"shop/events.proto", `option (buf.validate.message).cel`, "shop.Order: compilation error: failed to compile expression order.no_such_field"},
 			{"shop/events.proto", `string city = 1`, "shop.Address.city: compilation error: failed to compile expression address.city_not_bool"},
-		}, 2},
+			{"shop/events.proto", `Note's broken rule`, "shop.Note: compilation error: failed to compile expression note.wrong_type"},
+		}, 3},
 		{"wrong_kind", []want{
 			{"shop/events.proto", `int32 quantity = 2`, `shop.Order.quantity: compilation error: expected rule "buf.validate.FieldRules.int32", got "buf.validate.FieldRules.string"`},
 		}, 1},
@@ -166,6 +167,13 @@ func TestDirReportsEveryProblemAtItsLine(t *testing.T) {
 			}
 			if len(problems) != tc.lines {
 				t.Errorf("%d problems, want %d", len(problems), tc.lines)
+			}
+			for _, p := range problems {
+				// The rule problems are registry.Problems, for `schemas push` to print alike.
+				var rp *registry.Problem
+				if strings.Contains(p.Error(), "compilation error") && (!errors.As(p, &rp) || rp.Rule != registry.RuleCompile) {
+					t.Errorf("%v: not a *registry.Problem of rule %s", p, registry.RuleCompile)
+				}
 			}
 			for _, w := range tc.wants {
 				pos := at(t, dir, w.file, w.marker)

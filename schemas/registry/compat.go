@@ -161,7 +161,10 @@ func reachableMessages(roots []protoreflect.MessageDescriptor) []protoreflect.Me
 // message or enum, and cardinality, and an enum keeps its values. New fields, messages, types
 // and enum values, proto3 optional, oneofs, buf.validate rules and comments may change.
 func Compatible(prev, next *Registry) error {
-	if prev == nil || next == nil {
+	switch {
+	case next == nil:
+		return errors.New("no version to check")
+	case prev == nil:
 		return nil
 	}
 	c := compat{seenMsg: map[[2]protoreflect.FullName]bool{}, seenEnum: map[protoreflect.FullName]bool{}}
