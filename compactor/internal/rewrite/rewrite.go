@@ -1,6 +1,7 @@
 // Package rewrite is the compactor's data path: it reads a partition's Parquet files with Apache
 // Arrow, drops duplicate rows, sorts the rest and writes them as large Parquet files with the
-// same schema. It knows nothing of file systems or metastores: inputs are opened and outputs
+// same schema (the union of the files' schemas when they were written under several versions;
+// see unify). It knows nothing of file systems or metastores: inputs are opened and outputs
 // created through functions the caller gives it.
 //
 // Memory stays bounded by Options.SortBufferBytes plus one buffered row group: input is read
