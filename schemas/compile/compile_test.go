@@ -151,6 +151,9 @@ func TestDirReportsEveryProblemAtItsLine(t *testing.T) {
 		{"wrong_kind", []want{
 			{"shop/events.proto", `int32 quantity = 2`, `shop.Order.quantity: compilation error: expected rule "buf.validate.FieldRules.int32", got "buf.validate.FieldRules.string"`},
 		}, 1},
+		{"nested_rule", []want{
+			{"shop/events.proto", `int64 quantity = 1`, `shop.Line.quantity: compilation error: expected rule "buf.validate.FieldRules.int64"`},
+		}, 1},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := filepath.Join("testdata", tc.dir)

@@ -65,10 +65,12 @@ func (r *Registry) CheckRules() error {
 	if err != nil {
 		return &Problem{Rule: RuleCompile, Message: fmt.Sprintf("protovalidate: %v", err)}
 	}
-	// Validating an empty message runs every evaluator, so a compile error surfaces; most
-	// versions have none, and this is the whole check for them.
+	// Validating an empty message runs the evaluators of all its fields, so a compile error
+	// surfaces; not those of the elements of an empty list or map, hence every message the
+	// types reach. Most versions have no error, and this is the whole check for them.
+	reachable := reachableMessages(roots)
 	clean := true
-	for _, md := range roots {
+	for _, md := range reachable {
 		if ruleError(v.Validate(dynamicpb.NewMessage(md))) != nil {
 			clean = false
 			break
@@ -80,7 +82,7 @@ func (r *Registry) CheckRules() error {
 	// Validation stops at the first compile error, so find each one, with its position, by
 	// letting a filter enable one message's or one field's rules at a time.
 	var problems []error
-	for _, md := range reachableMessages(roots) {
+	for _, md := range reachable {
 		msg := dynamicpb.NewMessage(md)
 		if err := ruleError(validateOnly(v, msg, md)); err != nil {
 			problems = append(problems, problem(position(md, messageOptionsField, validateMessageNumber), RuleCompile, "%s: %v", md.FullName(), err))
@@ -99,7 +101,7 @@ func (r *Registry) CheckRules() error {
 	}
 	if len(problems) == 0 {
 		// Cannot happen unless protovalidate changes how it reports; do not let it pass.
-		for _, md := range roots {
+		for _, md := range reachable {
 			if err := ruleError(v.Validate(dynamicpb.NewMessage(md))); err != nil {
 				problems = append(problems, problem(position(md), RuleCompile, "%s: %v", md.FullName(), err))
 			}
