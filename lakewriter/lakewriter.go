@@ -134,6 +134,9 @@ func (s *Lakewriter) Run(ctx context.Context) error {
 	// follower and put in force by the consuming goroutine (applyPending).
 	live, err := schemastore.Open(ctx, s.schemas, kafka.ClientOpts(s.cfg.Kafka, s.log, nil, ""), s.cfg.SchemasTopic, s.log, s.reg, namespace)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was consumed
+		}
 		return fmt.Errorf("schemas: %w", err)
 	}
 	s.schemas = live

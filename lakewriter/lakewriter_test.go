@@ -30,6 +30,7 @@ import (
 	"github.com/clickstream/clickstream/services/lake"
 	"github.com/clickstream/clickstream/services/lake/laketest"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 )
 
 const testPartitions = 2
@@ -244,10 +245,18 @@ func testConfig(c *kfake.Cluster, dir string) Config {
 	return cfg
 }
 
+// start runs a lakewriter that follows the schema topic itself (an empty one: the built-in
+// example schemas).
 func start(t *testing.T, cfg Config, prepare func(*Lakewriter)) *instance {
 	t.Helper()
+	return startLive(t, cfg, nil, prepare)
+}
+
+// startLive runs a lakewriter with the schema versions of live (nil: it follows the topic).
+func startLive(t *testing.T, cfg Config, live *schemastore.Live, prepare func(*Lakewriter)) *instance {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	lw, err := New(cfg, run.Deps{Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), Reg: reg})
+	lw, err := New(cfg, run.Deps{Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), Reg: reg, Schemas: live})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Uncommitted staging files removed by recovery."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "lag_records",
 			Help: "Records of the topic not yet in a committed (visible) file: the high watermark of the last fetch minus the first uncommitted offset, summed over the partitions this instance owns. Transaction markers count: a caught-up partition written by the validator reads about 1."}, []string{"topic"}),
-		schemaChanges: c("schema_changes_total", "Table changes made by new schema versions, by kind: table_added, columns_added, columns_dropped, columns_retyped, columns_reordered.", "change"),
+		schemaChanges: c("schema_changes_total", "Table changes made by new schema versions, by kind: table_added, columns_added, columns_dropped, columns_retyped, other (columns reordered, id field or message changed).", "change"),
 		// Not schema_version: the schema follower exports that one under the same namespace.
 		schemaVersion: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "tables_schema_version",
 			Help: "Schema version the table schemas being written are at; follows the schema topic between two batches."}),

@@ -83,11 +83,11 @@ func (c *catalog) forTopic(topic string) (*Schema, bool) {
 // Kinds of table change between two schema versions (the change label of
 // schema_changes_total).
 const (
-	changeTableAdded       = "table_added"       // a new event type: a new table
-	changeColumnsAdded     = "columns_added"     // new fields, top-level or appended inside structs
-	changeColumnsDropped   = "columns_dropped"   // fields gone: new files lack them, the table keeps them
-	changeColumnsRetyped   = "columns_retyped"   // a field changed type: the metastore table cannot follow
-	changeColumnsReordered = "columns_reordered" // the same columns in another order in the files
+	changeTableAdded     = "table_added"     // a new event type: a new table
+	changeColumnsAdded   = "columns_added"   // new fields, top-level or appended inside structs
+	changeColumnsDropped = "columns_dropped" // fields gone: new files lack them, the table keeps them
+	changeColumnsRetyped = "columns_retyped" // a field changed type: the metastore table cannot follow
+	changeOther          = "other"           // columns reordered in the files, id field or message changed
 )
 
 // schemaChange is what a new schema version changes in the tables.
@@ -121,7 +121,7 @@ func changeKind(old, s *Schema) string {
 	case !slices.Equal(merged, old.Columns):
 		return changeColumnsAdded
 	}
-	return changeColumnsReordered
+	return changeOther
 }
 
 // next derives the catalog of reg from c.

@@ -83,6 +83,23 @@ func (m *Metastore) Table(db, name string) *hms.Table {
 	return &c
 }
 
+// Partition returns a copy of a partition (its storage descriptor copied too), or nil.
+func (m *Metastore) Partition(db, table string, values []string) *hms.Partition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.parts[partKey(db, table, values)]
+	if p == nil {
+		return nil
+	}
+	c := *p
+	if p.Sd != nil {
+		sd := *p.Sd
+		sd.Cols = append([]*hms.FieldSchema(nil), p.Sd.Cols...)
+		c.Sd = &sd
+	}
+	return &c
+}
+
 // Partitions lists the partitions of a table as "v1/v2 -> location", sorted.
 func (m *Metastore) Partitions(db, table string) []string {
 	m.mu.Lock()
