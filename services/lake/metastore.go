@@ -44,6 +44,10 @@ type PartitionInfo struct {
 	Values     []string // in partition-key order: [dt, hour]
 	Location   string   // URI of the directory the partition reads
 	Parameters map[string]string
+	// Columns are the partition's own data columns as GetPartition reads them (the table's
+	// when the partition was added, or when an AlterColumns cascaded to it). AddPartitions
+	// ignores them: a partition gets the table's columns.
+	Columns []Column
 }
 
 // ErrNotFound is returned (wrapped) when a database, table or partition does not exist.
@@ -71,7 +75,11 @@ type Metastore interface {
 	// CreateTable creates the table (EXTERNAL, Parquet). It fails if it exists.
 	CreateTable(ctx context.Context, t Table) error
 	// AlterColumns replaces the table's data columns, cascading to its partitions (Hive's
-	// ALTER TABLE ... CASCADE), so that every partition reads the new columns.
+	// ALTER TABLE ... CASCADE), so that every partition reads the new columns: Trino coerces a
+	// partition's values from the partition's column types, so a partition left with a struct
+	// that lacks a new field would read that field as NULL even from files that hold it. Old
+	// files lack the new columns and read them as NULL (Parquet columns resolve by name). The
+	// partition keys are never changed.
 	AlterColumns(ctx context.Context, db, name string, cols []Column) error
 	// AddPartitions registers partitions that do not exist yet; existing ones are left as they
 	// are (if-not-exists). Each gets the table's storage descriptor with its own location.
@@ -116,7 +124,10 @@ func EnsureTable(ctx context.Context, ms Metastore, t Table) (changed bool, err 
 // MergeColumns evolves the columns a table has towards the columns a schema wants: existing
 // columns keep their place (widened when want appends struct fields), missing ones are appended,
 // columns the schema no longer has stay (old files still hold them). Conflicts are type changes
-// other than appending struct fields.
+// other than appending struct fields. Columns are only ever appended, never inserted: readers
+// that map partition columns to table columns by position (Hive; Trino unless
+// hive.parquet.use-column-names) and the metastore's own check of an alteration (column types
+// compared position by position) keep working.
 func MergeColumns(have, want []Column) (merged []Column, conflicts []string) {
 	merged = slices.Clone(have)
 	index := map[string]int{}

@@ -78,6 +78,12 @@ func TestThriftMetastoreAgainstFake(t *testing.T) {
 	if err != nil || p.Location != parts[0].Location {
 		t.Fatalf("GetPartition = %+v, %v", p, err)
 	}
+	if !slices.Equal(p.Columns, tbl.Columns) { // cascaded: the partition reads the new columns too
+		t.Errorf("partition columns after evolution = %+v, want %+v", p.Columns, tbl.Columns)
+	}
+	if env := fake.Calls("alter_table_with_environment_context"); env != 1 {
+		t.Errorf("%d alter_table_with_environment_context calls, want 1", env)
+	}
 	if n := len(fake.Table("clickstream", "page_view").Sd.Cols); n != 3 {
 		t.Errorf("table has %d columns", n)
 	}

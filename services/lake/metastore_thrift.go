@@ -335,7 +335,15 @@ func (m *ThriftMetastore) getTableRaw(ctx context.Context, db, name string) (*hm
 	return t, nil
 }
 
-// AlterColumns implements Metastore with alter_table_with_environment_context and CASCADE=true.
+// AlterColumns implements Metastore with alter_table_with_environment_context and the
+// environment property CASCADE=true, which Hive 2.3 to 4 all serve (Hive 4's own client sends
+// alter_table_req, a request-struct form of the same call that Hive 2.3 lacks; the metastore's
+// alter handler serves both alike): it replaces the columns of the table and of each of its
+// partitions in one transaction. It sends back the table as
+// get_table_req returned it (catalog name, type, parameters and location unchanged), with the
+// new columns only. With metastore.disallow.incompatible.col.type.changes (the default) the
+// metastore compares the old and new types position by position, by their base names (struct
+// = struct), so appended columns and struct fields pass.
 func (m *ThriftMetastore) AlterColumns(ctx context.Context, db, name string, cols []Column) error {
 	t, err := m.getTableRaw(ctx, db, name)
 	if err != nil {
@@ -414,6 +422,7 @@ func (m *ThriftMetastore) GetPartition(ctx context.Context, db, table string, va
 	out := PartitionInfo{Values: p.Values, Parameters: p.Parameters}
 	if p.Sd != nil {
 		out.Location = p.Sd.Location
+		out.Columns = columnsFrom(p.Sd.Cols)
 	}
 	return out, nil
 }

@@ -55,16 +55,25 @@ func TestRealMetastore(t *testing.T) {
 	if _, err := EnsureTable(ctx, ms, tbl); err != nil {
 		t.Fatal(err)
 	}
-	tbl.Columns = append(tbl.Columns, Column{Name: "b", Type: "array<string>"})
-	tbl.Columns[1].Type = "struct<x:int,y:string>"
-	if changed, err := EnsureTable(ctx, ms, tbl); err != nil || !changed {
-		t.Fatalf("evolve: %v %v", changed, err)
-	}
 	p := PartitionInfo{Values: []string{"2026-11-22", "13"}, Location: tbl.Location + "/dt=2026-11-22/hour=13"}
 	for range 2 {
 		if err := ms.AddPartitions(ctx, db, "t", []PartitionInfo{p}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A new column and a struct field appended, as a new schema version brings them: the
+	// metastore accepts the alteration (types compared by position) and cascades it to the
+	// existing partition.
+	tbl.Columns = append(tbl.Columns, Column{Name: "b", Type: "array<string>"}, Column{Name: "_replayed_from_dlq", Type: "boolean"})
+	tbl.Columns[1].Type = "struct<x:int,y:string>"
+	if changed, err := EnsureTable(ctx, ms, tbl); err != nil || !changed {
+		t.Fatalf("evolve: %v %v", changed, err)
+	}
+	if got, err := ms.GetTable(ctx, db, "t"); err != nil || len(got.Columns) != len(tbl.Columns) || NormalizeHiveType(got.Columns[1].Type) != "struct<x:int,y:string>" {
+		t.Fatalf("table after evolution: %+v, %v", got.Columns, err)
+	}
+	if got, err := ms.GetPartition(ctx, db, "t", p.Values); err != nil || len(got.Columns) != len(tbl.Columns) || NormalizeHiveType(got.Columns[1].Type) != "struct<x:int,y:string>" {
+		t.Fatalf("partition after evolution (cascade): %+v, %v", got.Columns, err)
 	}
 	if err := ms.AlterPartitionLocation(ctx, db, "t", p.Values, tbl.Location+"/.v/1"); err != nil {
 		t.Fatal(err)
