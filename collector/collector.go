@@ -246,7 +246,8 @@ func (c *Collector) followSchemas(ctx context.Context) error {
 			return err
 		}
 	}
-	live, err := schemastore.Open(sctx, c.schemas, kafka.ClientOpts(c.cfg.Kafka, c.log, nil, ""), c.cfg.SchemasTopic, c.log, c.reg, "clickstream_collector")
+	// ctx, not sctx: the follower lives as long as Run.
+	live, err := schemastore.Open(ctx, c.schemas, kafka.ClientOpts(c.cfg.Kafka, c.log, nil, ""), c.cfg.SchemasTopic, c.log, c.reg, "clickstream_collector")
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
 	pb "github.com/clickstream/clickstream/schemas/gen/raystack/raccoon/v1beta1"
 	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/schemas/registry/registrytest"
@@ -249,9 +251,20 @@ func TestSpecLoads(t *testing.T) {
 }
 
 // TestNewTypeWithoutRestart: a schema version that adds a type while the collector runs gets
-// the type's topics created and its events routed to its own raw topic, not the catch-all.
+// the type's topics created and its events routed to its own raw topic, not the catch-all. The
+// version comes from a registry shared by the process (the all-in-one command) or from the
+// collector's own follower of the schema topic (a standalone collector).
 func TestNewTypeWithoutRestart(t *testing.T) {
-	live := schemastore.Static(registry.Default())
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) { testNewTypeWithoutRestart(t, shared) })
+	}
+}
+
+func testNewTypeWithoutRestart(t *testing.T, shared bool) {
+	var live *schemastore.Live
+	if shared {
+		live = schemastore.Static(registry.Default())
+	}
 	cluster := newCluster(t)
 	cfg := testConfig(cluster.ListenAddrs())
 	h := &harness{t: t, cluster: cluster, reg: prometheus.NewRegistry(), health: telemetry.NewHealth(), records: map[string][]*kgo.Record{}}
@@ -271,14 +284,28 @@ func TestNewTypeWithoutRestart(t *testing.T) {
 		t.Fatalf("before the version: topic %s, want the catch-all", recs[0].Topic)
 	}
 
-	live.Publish(registrytest.ExamplesPlus(t, 2, registrytest.NewType{Type: "checkout_started", Message: "CheckoutStarted",
-		Fields: []registrytest.Field{{Name: "cart_id", Number: 1, Type: descriptorpb.FieldDescriptorProto_TYPE_STRING}}}))
-	eventually(t, "the new type routed", func() bool { return h.c.types.Load().version == 2 })
-	adm, err := kadm.NewOptClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	next := registrytest.ExamplesPlus(t, 2, registrytest.NewType{Type: "checkout_started", Message: "CheckoutStarted",
+		Fields: []registrytest.Field{{Name: "cart_id", Number: 1, Type: descriptorpb.FieldDescriptorProto_TYPE_STRING}}})
+	seed := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	cl, err := kgo.NewClient(seed...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer adm.Close()
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if shared {
+		live.Publish(next)
+	} else {
+		// Two versions, as a push does them (the second adds the type); the collector is
+		// told nothing but what it reads from the topic.
+		for _, set := range []*descriptorpb.FileDescriptorSet{registry.DefaultDescriptorSet(), next.DescriptorSet()} {
+			if _, _, err := schemastore.Push(ctx, cl, seed, schemastore.DefaultTopic, -1,
+				&clickstreamv1.SchemaVersion{Files: set}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, "the new type routed", func() bool { return h.c.types.Load().version == 2 })
 	topics, err := adm.ListTopics(context.Background(), "clickstream-checkout_started-log", "clickstream-checkout_started-valid")
 	if err != nil || topics.Error() != nil || len(topics) != 2 {
 		t.Fatalf("topics of the new type: %v %v", topics, err)
