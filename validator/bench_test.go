@@ -20,6 +20,7 @@ import (
 	"github.com/clickstream/clickstream/schemas/samples"
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/validator/validatortest"
 )
 
@@ -186,7 +187,7 @@ func BenchmarkLoop(b *testing.B) {
 			cfg := testConfig(c.ListenAddrs())
 			cfg.Decoder = dec
 			reg := prometheus.NewRegistry()
-			v, err := newValidator(cfg, run.Deps{Reg: reg}, registry.Default())
+			v, err := New(cfg, run.Deps{Reg: reg, Schemas: schemastore.Static(registry.Default())})
 			if err != nil {
 				b.Fatal(err)
 			}

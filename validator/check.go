@@ -107,12 +107,13 @@ type CheckerConfig struct {
 // rule is compiled when the Checker is built, so a broken rule is reported at start-up. It is
 // safe for concurrent use: each goroutine gets its own reusable decoding state from a pool.
 type Checker struct {
-	types    map[string]*checkType
-	pv       protovalidate.Validator
-	native   *nativeRules // rules checked by hand instead of by protovalidate (native.go)
-	maxBytes int
-	version  string
-	now      func() time.Time
+	types         map[string]*checkType
+	pv            protovalidate.Validator
+	native        *nativeRules // rules checked by hand instead of by protovalidate (native.go)
+	maxBytes      int
+	version       string
+	schemaVersion uint32 // the registry's version: what judged an event, for its schema_version header
+	now           func() time.Time
 }
 
 // checkType is one event type, ready to decode and validate.
@@ -163,7 +164,7 @@ func NewChecker(reg *registry.Registry, cfg CheckerConfig) (*Checker, error) {
 		return nil, fmt.Errorf("protovalidate: %w", err)
 	}
 	c := &Checker{types: make(map[string]*checkType, len(types)), pv: pv, native: newNativeRules(descs),
-		maxBytes: cfg.MaxEventBytes, version: cfg.Version, now: cfg.Now}
+		maxBytes: cfg.MaxEventBytes, version: cfg.Version, schemaVersion: reg.Version(), now: cfg.Now}
 	if c.version == "" {
 		c.version = version()
 	}
@@ -203,6 +204,18 @@ func compileHyper(md protoreflect.MessageDescriptor) (mt *hyperpb.MessageType, e
 	return hyperpb.CompileMessageDescriptor(md), nil
 }
 
+// SchemaVersion is the version of the registry the Checker was built from.
+func (c *Checker) SchemaVersion() uint32 { return c.schemaVersion }
+
+// missingSchema reports whether an event of eventType on a raw topic dedicated to topicType
+// cannot be judged because the type has a topic of its own but no schema (see Check).
+func (c *Checker) missingSchema(eventType, topicType string) bool {
+	if _, ok := c.types[eventType]; ok {
+		return false
+	}
+	return topicType != "" && topicType != kafka.UnknownType && topicType == eventType
+}
+
 // Schema returns the message full name of eventType, or "" when the registry has no such type.
 func (c *Checker) Schema(eventType string) string {
 	if ct, ok := c.types[eventType]; ok {
@@ -227,7 +240,7 @@ func (c *Checker) Schema(eventType string) string {
 func (c *Checker) Check(eventType string, value []byte, m Meta) (Result, error) {
 	ct, ok := c.types[eventType]
 	if !ok {
-		if m.TopicType != "" && m.TopicType != kafka.UnknownType && m.TopicType == eventType {
+		if c.missingSchema(eventType, m.TopicType) {
 			return Result{}, &SchemaError{Type: eventType, Reason: ReasonMissingSchema,
 				Err: fmt.Errorf("raw topic %s exists but the registry has no such type", m.Topic)}
 		}

@@ -252,13 +252,27 @@ func TestCheckRouting(t *testing.T) {
 // generated decoder falls back to dynamicpb.
 func testRegistry(t testing.TB, typ, expr string) *registry.Registry {
 	t.Helper()
+	fd, err := protodesc.NewFile(thingFile(typ, expr), protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// thingFile declares event type typ as message test.v1.<typ>.Thing{string name = 1} with one
+// CEL rule, expr (id thing.rule).
+func thingFile(typ, expr string) *descriptorpb.FileDescriptorProto {
 	msgOpts := &descriptorpb.MessageOptions{}
 	proto.SetExtension(msgOpts, clickstreamv1.E_Event, &clickstreamv1.EventOptions{Type: typ})
 	proto.SetExtension(msgOpts, validate.E_Message, validate.MessageRules_builder{
 		Cel: []*validate.Rule{validate.Rule_builder{Id: proto.String("thing.rule"), Expression: proto.String(expr),
 			Message: proto.String("the thing rule")}.Build()},
 	}.Build())
-	fdp := &descriptorpb.FileDescriptorProto{
+	return &descriptorpb.FileDescriptorProto{
 		Name:       proto.String("test/v1/" + typ + ".proto"),
 		Package:    proto.String("test.v1." + typ),
 		Syntax:     proto.String("proto3"),
@@ -272,15 +286,6 @@ func testRegistry(t testing.TB, typ, expr string) *registry.Registry {
 			Options: msgOpts,
 		}},
 	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.New(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reg
 }
 
 // thing encodes a test.v1.Thing with name.

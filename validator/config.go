@@ -8,6 +8,7 @@ import (
 
 	"github.com/clickstream/clickstream/services/config"
 	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 )
 
@@ -58,6 +59,15 @@ type Config struct {
 	// v0.1.3 crashes on some malformed input, which a guard keeps from it: see guard.go).
 	Decoder string `env:"DECODER" doc:"event decoder: auto (generated code when linked in, else hyperpb), generated or hyperpb"`
 
+	// SchemasTopic is the schema topic the validator follows when the process does not share
+	// one follower between its services: every new version is put in force without a restart.
+	SchemasTopic string `env:"SCHEMAS_TOPIC" doc:"schema topic to follow (clickstream schemas push writes it)"`
+	// SchemaWait is how long a poll holding an event of a type that has a raw topic of its own
+	// but no schema waits for a newer schema version (the push that created the topic may not
+	// have reached this validator yet) before the validator stops on the missing schema. 0:
+	// stop at once.
+	SchemaWait time.Duration `env:"SCHEMA_WAIT" doc:"wait for a newer schema version when a type has its own raw topic but no schema (0: stop at once)"`
+
 	// CreateTopics creates the contract's topics (kafka.ContractTopics: every type's raw and
 	// valid topic, the catch-all and the DLQ) at start-up if they are missing.
 	CreateTopics bool `env:"CREATE_TOPICS" doc:"create missing contract topics at start-up"`
@@ -88,6 +98,8 @@ func DefaultConfig() Config {
 		MaxPollRecords:     10000,
 		MaxEventBytes:      1000000,
 		Decoder:            DecoderAuto,
+		SchemasTopic:       schemastore.DefaultTopic,
+		SchemaWait:         60 * time.Second,
 
 		CreateTopics:   true,
 		Topics:         kafka.Topics{Partitions: 3, ReplicationFactor: -1},
@@ -143,6 +155,12 @@ func (c Config) Validate() error {
 			recordSlack, c.Producer.BatchMaxBytes, c.MaxEventBytes)
 	}
 	p.OneOf("decoder", c.Decoder, DecoderAuto, DecoderGenerated, DecoderHyperPB)
+	if !topicName.MatchString(c.SchemasTopic) {
+		p.Addf("schemas_topic", "not a legal topic name: %q", c.SchemasTopic)
+	}
+	if c.SchemaWait < 0 {
+		p.Addf("schema_wait", "must not be negative, got %s", c.SchemaWait)
+	}
 	if c.CreateTopics {
 		p.Positive("topic.partitions", int64(c.Topics.Partitions))
 		if c.Topics.ReplicationFactor == 0 || c.Topics.ReplicationFactor < -1 {

@@ -33,6 +33,9 @@ type metrics struct {
 	commit       prometheus.Histogram
 	lag          *prometheus.GaugeVec // topic
 	brokenSchema *prometheus.GaugeVec // type, reason
+	// checkerFailures counts schema versions whose Checker could not be built (kept the old).
+	checkerFailures prometheus.Counter
+	schemaWaits     *prometheus.CounterVec // outcome
 
 	mu    sync.Mutex
 	rules map[string]bool // admitted rule_id label values
@@ -46,7 +49,13 @@ const (
 	abortError     = "error"         // ending the transaction failed (the validator stops)
 )
 
-func newMetrics(reg prometheus.Registerer, types []string) (*metrics, error) {
+// Outcomes of waiting for a newer schema version (awaitSchemas).
+const (
+	waitNewVersion = "new_version" // a newer version was put in force
+	waitNoVersion  = "no_version"  // none came within SCHEMA_WAIT, or it could not be applied
+)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "received_total",
 			Help: "Raw events whose outcome was committed, by event type (\"unknown\" when not in the registry). Equals valid + dead_lettered."}, []string{"type"}),
@@ -67,6 +76,10 @@ func newMetrics(reg prometheus.Registerer, types []string) (*metrics, error) {
 			Help: "Records in the raw topic behind the last committed transaction, summed over the partitions this instance consumes."}, []string{"topic"}),
 		brokenSchema: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "broken_schema",
 			Help: "1 when the validator stopped because an event type's schema is broken (a rule fails) or missing (a raw topic without schema)."}, []string{"type", "reason"}),
+		checkerFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "schema_checker_failures_total",
+			Help: "Schema versions not put in force because their rules could not be compiled or checked; the previous version stayed."}),
+		schemaWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "schema_waits_total",
+			Help: "Waits for a newer schema version because an event type had its own raw topic but no schema, by outcome (new_version, no_version)."}, []string{"outcome"}),
 		rules: map[string]bool{},
 	}
 	// Two validators in one process (tests, an embedding program) share the collectors.
@@ -80,11 +93,25 @@ func newMetrics(reg prometheus.Registerer, types []string) (*metrics, error) {
 	m.commit = register(reg, m.commit, &errs)
 	m.lag = register(reg, m.lag, &errs)
 	m.brokenSchema = register(reg, m.brokenSchema, &errs)
+	m.checkerFailures = register(reg, m.checkerFailures, &errs)
+	m.schemaWaits = register(reg, m.schemaWaits, &errs)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
-	// Create the series up front, so that sums and rates see zeros rather than gaps.
+	m.addTypes(nil)
+	for _, r := range []string{abortRebalance, abortProduce, abortSchema, abortError} {
+		m.aborted.WithLabelValues(r)
+	}
+	for _, o := range []string{waitNewVersion, waitNoVersion} {
+		m.schemaWaits.WithLabelValues(o)
+	}
+	return m, nil
+}
+
+// addTypes creates the series of types (and of unknown) up front, so that sums and rates see
+// zeros rather than gaps; every schema version calls it with its types.
+func (m *metrics) addTypes(types []string) {
 	for _, t := range append(types, kafka.UnknownType) {
 		m.received.WithLabelValues(t)
 		m.valid.WithLabelValues(t)
@@ -92,10 +119,6 @@ func newMetrics(reg prometheus.Registerer, types []string) (*metrics, error) {
 			m.deadLettered.WithLabelValues(t, kindLabel(k))
 		}
 	}
-	for _, r := range []string{abortRebalance, abortProduce, abortSchema, abortError} {
-		m.aborted.WithLabelValues(r)
-	}
-	return m, nil
 }
 
 // register registers c in reg, or returns the equal collector registered before.

@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,9 +25,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	clickstreamv1 "github.com/clickstream/clickstream/schemas/gen/clickstream/v1"
-	"github.com/clickstream/clickstream/schemas/registry"
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 )
 
@@ -41,39 +44,43 @@ type Validator struct {
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	health  *telemetry.Health
-	checker *Checker
 	m       *metrics
 	rawRe   *regexp.Regexp
+	schemas *schemastore.Live // given by the composition root, or followed in Run
+
+	// judge is the schema version in force; swapped whole by apply, read lock-free per poll.
+	judge         atomic.Pointer[judge]
+	applyMu       sync.Mutex // serialises apply
+	failed        error      // the last version whose Checker could not be built (guarded by applyMu)
+	failedVersion uint32
 
 	// Owned by the Run goroutine.
-	topicTypes  map[string]string // raw topic -> captured type
-	validTopics map[string]string // event type -> valid topic
-	tally       *tally
-	produceErr  error // why the last transaction aborted on produce errors
+	client     *kgo.Client       // the transactional session's client
+	topicTypes map[string]string // raw topic -> captured type
+	tally      *tally
+	produceErr error // why the last transaction aborted on produce errors
 
 	mu  sync.Mutex
 	lag map[string]map[int32]int64 // raw topic -> partition -> records behind
 }
 
-// New checks cfg, compiles every schema's decoder and rules, and builds the validator; nothing
-// runs until Run. A broken rule is an error here, with the broken_schema metric set.
+// New checks cfg and builds the validator; nothing runs until Run. The schemas come from
+// deps.Schemas (then every type's decoder and rules are compiled here, and a broken rule is an
+// error, with the broken_schema metric set) or, when it is nil, from the schema topic that Run
+// follows (SCHEMAS_TOPIC).
 func New(cfg Config, deps run.Deps) (*Validator, error) {
-	return newValidator(cfg, deps, registry.Default())
-}
-
-func newValidator(cfg Config, deps run.Deps, reg *registry.Registry) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	v := &Validator{
-		cfg:         cfg,
-		log:         deps.Log,
-		health:      deps.Health,
-		rawRe:       regexp.MustCompile(rawTopicRegex(cfg.RawTopicPattern)),
-		topicTypes:  map[string]string{},
-		validTopics: map[string]string{},
-		tally:       newTally(),
-		lag:         map[string]map[int32]int64{},
+		cfg:        cfg,
+		log:        deps.Log,
+		health:     deps.Health,
+		schemas:    deps.Schemas,
+		rawRe:      regexp.MustCompile(rawTopicRegex(cfg.RawTopicPattern)),
+		topicTypes: map[string]string{},
+		tally:      newTally(),
+		lag:        map[string]map[int32]int64{},
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
@@ -87,18 +94,16 @@ func newValidator(cfg Config, deps run.Deps, reg *registry.Registry) (*Validator
 		v.health = telemetry.NewHealth()
 	}
 	v.health.Set(healthCheck, "starting")
-	m, err := newMetrics(v.reg, reg.Names())
+	m, err := newMetrics(v.reg)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	v.m = m
-	for _, t := range reg.Names() {
-		v.validTopics[t] = kafka.ValidTopic(t)
-	}
-	v.checker, err = NewChecker(reg, CheckerConfig{Decoder: cfg.Decoder, MaxEventBytes: cfg.MaxEventBytes})
-	if err != nil {
-		v.schemaBroken(err)
-		return nil, err
+	if v.schemas != nil {
+		if err := v.apply(context.Background(), nil, v.schemas.Current()); err != nil {
+			v.schemaBroken(err)
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -107,22 +112,29 @@ func newValidator(cfg Config, deps run.Deps, reg *registry.Registry) (*Validator
 // transaction and leaves the group. It returns an error wrapping ErrBrokenSchema when an event
 // type's schema is broken or missing; nothing of that transaction is committed.
 func (v *Validator) Run(ctx context.Context) error {
+	// Cancelled when Run returns, so the schema follower and subscription stop with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	sess, err := kgo.NewGroupTransactSession(v.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer sess.Close()
-	if v.cfg.CreateTopics {
-		if err := v.ensureTopics(ctx, sess.Client()); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+	v.client = sess.Client()
+	if err := v.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
 		}
+		if !errors.Is(err, ErrBrokenSchema) { // schemaBroken said why
+			v.health.Set(healthCheck, err.Error())
+		}
+		return err
 	}
+	j := v.judge.Load()
 	v.health.Set(healthCheck, "")
 	v.log.Info("started", "raw_topics", v.rawRe.String(), "group", v.cfg.Group,
-		"transactional_id", v.cfg.transactionalID(), "decoder", v.cfg.Decoder, "version", v.checker.version)
+		"transactional_id", v.cfg.transactionalID(), "decoder", v.cfg.Decoder, "version", j.checker.version,
+		"schema_version", j.version, "types", strings.Join(slices.Sorted(maps.Keys(j.validTopics)), ","))
 
 	produceAborts := 0
 	for ctx.Err() == nil {
@@ -138,9 +150,13 @@ func (v *Validator) Run(ctx context.Context) error {
 		if fetches.NumRecords() == 0 {
 			continue
 		}
+		j := v.awaitSchemas(ctx, fetches)
+		if ctx.Err() != nil {
+			break // stopped while waiting for schemas: the poll is not committed, nothing is lost
+		}
 		// The transaction runs to its end even when ctx is cancelled meanwhile: shutting down
 		// commits the records already polled rather than throwing the work away.
-		reason, err := v.transact(context.WithoutCancel(ctx), sess, fetches)
+		reason, err := v.transact(context.WithoutCancel(ctx), sess, fetches, j)
 		if err != nil {
 			v.health.Set(healthCheck, err.Error())
 			return err
@@ -166,7 +182,7 @@ func (v *Validator) Run(ctx context.Context) error {
 
 // transact processes one poll in one transaction. It returns the abort reason ("" when it
 // committed) or an error after which the validator must stop.
-func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) (string, error) {
+func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, j *judge) (string, error) {
 	if err := sess.Begin(); err != nil {
 		return abortError, fmt.Errorf("begin transaction: %w", err)
 	}
@@ -184,7 +200,7 @@ func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	}
 	var schemaErr error
 	for it := fetches.RecordIter(); !it.Done(); {
-		out, err := v.route(it.Next())
+		out, err := v.route(j, it.Next())
 		if err != nil {
 			schemaErr = err
 			break
@@ -237,22 +253,12 @@ func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	return "", nil
 }
 
-// route judges one raw record and builds the record that carries it onward: the same record
-// with a schema header to the type's valid topic, or a DeadLetter to the DLQ. Key, headers and
-// timestamp are the raw record's.
-func (v *Validator) route(r *kgo.Record) (*kgo.Record, error) {
-	topicType, ok := v.topicTypes[r.Topic]
-	if !ok {
-		if sm := v.rawRe.FindStringSubmatch(r.Topic); sm != nil {
-			topicType = sm[1]
-		}
-		v.topicTypes[r.Topic] = topicType
-	}
-	typ := topicType
-	if h := header(r.Headers, kafka.HeaderEventType); h != "" {
-		typ = h
-	}
-	res, err := v.checker.Check(typ, r.Value, Meta{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+// route judges one raw record under j and builds the record that carries it onward: the same
+// record with schema and schema_version headers to the type's valid topic, or a DeadLetter with
+// a schema_version header to the DLQ. Key, other headers and timestamp are the raw record's.
+func (v *Validator) route(j *judge, r *kgo.Record) (*kgo.Record, error) {
+	topicType, typ := v.types(r)
+	res, err := j.checker.Check(typ, r.Value, Meta{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		TopicType: topicType, Timestamp: r.Timestamp})
 	if err != nil {
 		return nil, err
@@ -260,9 +266,9 @@ func (v *Validator) route(r *kgo.Record) (*kgo.Record, error) {
 	out := &kgo.Record{Key: r.Key, Timestamp: r.Timestamp}
 	if res.Valid() {
 		v.tally.addValid(typ)
-		out.Topic = v.validTopics[typ]
+		out.Topic = j.validTopics[typ]
 		out.Value = r.Value
-		out.Headers = withSchema(r.Headers, res.Schema)
+		out.Headers = withHeaders(r.Headers, res.Schema, j.versionHdr)
 		return out, nil
 	}
 	dl := res.DeadLetter
@@ -273,7 +279,7 @@ func (v *Validator) route(r *kgo.Record) (*kgo.Record, error) {
 	v.tally.addDead(label, dl)
 	out.Topic = v.cfg.DLQTopic
 	out.Value = v.deadLetterValue(dl, r)
-	out.Headers = r.Headers
+	out.Headers = withHeaders(r.Headers, "", j.versionHdr)
 	return out, nil
 }
 
@@ -292,7 +298,7 @@ func (v *Validator) deadLetterValue(dl *clickstreamv1.DeadLetter, r *kgo.Record)
 	for len(b) > limit && keep > 0 {
 		keep = max(0, keep-(len(b)-limit))
 		dl.EventBytes = dl.EventBytes[:keep]
-		dl.Error = base + fmt.Sprintf("; event_bytes cut to their first %d of %d bytes to fit a record batch", keep, full)
+		dl.Error = base + cutNote + fmt.Sprintf("%d of %d bytes to fit a record batch", keep, full)
 		b, _ = proto.Marshal(dl)
 	}
 	return b
@@ -308,15 +314,20 @@ func header(hs []kgo.RecordHeader, key string) string {
 	return ""
 }
 
-// withSchema returns the raw headers plus schema=<full name> (replacing a schema header, if any).
-func withSchema(hs []kgo.RecordHeader, schema string) []kgo.RecordHeader {
-	out := make([]kgo.RecordHeader, 0, len(hs)+1)
+// withHeaders returns the raw headers plus schema=<full name> (when schema is not empty) and
+// schema_version=<version>, replacing any the raw record carried: only the validator says which
+// schema judged an event.
+func withHeaders(hs []kgo.RecordHeader, schema string, version []byte) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(hs)+2)
 	for _, h := range hs {
-		if h.Key != kafka.HeaderSchema {
+		if h.Key != kafka.HeaderSchema && h.Key != kafka.HeaderSchemaVersion {
 			out = append(out, h)
 		}
 	}
-	return append(out, kgo.RecordHeader{Key: kafka.HeaderSchema, Value: []byte(schema)})
+	if schema != "" {
+		out = append(out, kgo.RecordHeader{Key: kafka.HeaderSchema, Value: []byte(schema)})
+	}
+	return append(out, kgo.RecordHeader{Key: kafka.HeaderSchemaVersion, Value: version})
 }
 
 // schemaBroken reports err, a problem with the schemas, in the metrics, readiness and log.
@@ -412,23 +423,42 @@ func (v *Validator) clientOpts() []kgo.Opt {
 	return append(opts, c.Producer.Opts()...)
 }
 
-// ensureTopics waits for Kafka and creates the contract's topics that are missing.
-func (v *Validator) ensureTopics(ctx context.Context, cl *kgo.Client) error {
+// start waits for Kafka, puts the schema version in force (given, or read from the schema
+// topic) and creates the contract's missing topics for its types.
+func (v *Validator) start(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, v.cfg.StartupTimeout)
 	defer cancel()
-	if err := kafka.WaitForBrokers(sctx, cl); err != nil {
+	if v.schemas == nil || v.cfg.CreateTopics {
+		if err := kafka.WaitForBrokers(sctx, v.client); err != nil {
+			return err
+		}
+	}
+	// The follower lives as long as Run (ctx), not the start-up deadline.
+	current, err := v.followSchemas(ctx, v.client)
+	if err != nil {
 		return err
 	}
-	types := make([]string, 0, len(v.validTopics))
-	for t := range v.validTopics {
-		types = append(types, t)
+	if v.cfg.CreateTopics {
+		if err := v.ensureTopics(sctx, current.Names()); err != nil {
+			return err
+		}
+		// The consumer's first metadata may predate the raw topics just created.
+		v.client.ForceMetadataRefresh()
 	}
-	slices.Sort(types)
+	if err := v.apply(sctx, v.client, current); err != nil {
+		v.schemaBroken(err)
+		return err
+	}
+	return nil
+}
+
+// ensureTopics creates the contract's topics of types that are missing, and the DLQ.
+func (v *Validator) ensureTopics(ctx context.Context, types []string) error {
 	topics := kafka.ContractTopics(v.cfg.RawTopicPattern, v.cfg.DLQTopic, types)
 	topics = append(topics, v.cfg.DLQTopic)
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
-	if err := kafka.EnsureTopics(sctx, cl, v.cfg.Topics, topics...); err != nil {
+	if err := kafka.EnsureTopics(ctx, v.client, v.cfg.Topics, topics...); err != nil {
 		return err
 	}
 	v.log.Info("kafka reachable, contract topics present", "topics", len(topics))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/clickstream/clickstream/schemas/samples"
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 	"github.com/clickstream/clickstream/validator/validatortest"
 )
@@ -69,9 +71,19 @@ func start(t *testing.T, cfg Config, reg *registry.Registry) *instance {
 	if reg == nil {
 		reg = registry.Default()
 	}
+	return startLive(t, cfg, schemastore.Static(reg), nil)
+}
+
+// startLive runs a validator on live's schema versions; when seen is not nil, it records the
+// messages the validator logs.
+func startLive(t *testing.T, cfg Config, live *schemastore.Live, seen *logSeen) *instance {
+	t.Helper()
 	in := &instance{reg: prometheus.NewRegistry(), health: telemetry.NewHealth(), done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	v, err := newValidator(cfg, run.Deps{Log: log, Reg: in.reg, Health: in.health}, reg)
+	var h slog.Handler = slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})
+	if seen != nil {
+		h = seenHandler{Handler: h, seen: seen}
+	}
+	v, err := New(cfg, run.Deps{Log: slog.New(h), Reg: in.reg, Health: in.health, Schemas: live})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +93,42 @@ func start(t *testing.T, cfg Config, reg *registry.Registry) *instance {
 	go func() { in.done <- v.Run(ctx) }()
 	t.Cleanup(func() { in.stop(t) })
 	return in
+}
+
+// logSeen is the set of messages logged, for tests that wait for a lifecycle event.
+type logSeen struct {
+	mu   sync.Mutex
+	msgs map[string]int
+}
+
+func (s *logSeen) count(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.msgs[msg]
+}
+
+// seenHandler logs through Handler and counts every message in seen.
+type seenHandler struct {
+	slog.Handler
+	seen *logSeen
+}
+
+func (h seenHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.seen.mu.Lock()
+	if h.seen.msgs == nil {
+		h.seen.msgs = map[string]int{}
+	}
+	h.seen.msgs[r.Message]++
+	h.seen.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h seenHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return seenHandler{Handler: h.Handler.WithAttrs(as), seen: h.seen}
+}
+
+func (h seenHandler) WithGroup(name string) slog.Handler {
+	return seenHandler{Handler: h.Handler.WithGroup(name), seen: h.seen}
 }
 
 // stop shuts the instance down gracefully (once) and returns Run's error.
@@ -366,14 +414,17 @@ func TestBrokenRuleStops(t *testing.T) {
 }
 
 // TestMissingSchemaStops: a raw topic of its own for a type the registry does not know means
-// the validator runs with old schemas; it must stop rather than dead-letter the events.
+// the validator runs with old schemas; when no newer version comes within SCHEMA_WAIT it must
+// stop rather than dead-letter the events.
 func TestMissingSchemaStops(t *testing.T) {
 	raw := kafka.RawTopic(kafka.DefaultRawTopicPattern, "checkout_started")
 	c := startKafka(t, append(contractTopics(), raw)...)
 	e := validatortest.NewEvent(kafka.DefaultRawTopicPattern, 0, "checkout_started", []byte{0x0a, 0x01, 'x'}, testBase)
 	e.Record.Topic = raw
 	produce(t, c, []validatortest.Event{e})
-	in := start(t, testConfig(c.ListenAddrs()), nil)
+	cfg := testConfig(c.ListenAddrs())
+	cfg.SchemaWait = 300 * time.Millisecond
+	in := start(t, cfg, nil)
 	err := in.wait(t)
 	var se *SchemaError
 	if !errors.As(err, &se) || se.Reason != ReasonMissingSchema || se.Type != "checkout_started" {
@@ -385,13 +436,16 @@ func TestMissingSchemaStops(t *testing.T) {
 	if n := metricSum(t, in.reg, "clickstream_validator_dead_lettered_total", nil); n != 0 {
 		t.Errorf("%v events dead-lettered", n)
 	}
+	if n := metricSum(t, in.reg, "clickstream_validator_schema_waits_total", map[string]string{"outcome": waitNoVersion}); n != 1 {
+		t.Errorf("schema_waits_total{outcome=%s} = %v, want 1", waitNoVersion, n)
+	}
 }
 
 func TestBrokenRuleAtStartUp(t *testing.T) {
 	reg := testRegistry(t, "thing", "this.name > 3")
 	preg := prometheus.NewRegistry()
 	health := telemetry.NewHealth()
-	_, err := newValidator(testConfig([]string{"127.0.0.1:1"}), run.Deps{Reg: preg, Health: health}, reg)
+	_, err := New(testConfig([]string{"127.0.0.1:1"}), run.Deps{Reg: preg, Health: health, Schemas: schemastore.Static(reg)})
 	if !errors.Is(err, ErrBrokenSchema) {
 		t.Fatalf("New = %v, want ErrBrokenSchema", err)
 	}

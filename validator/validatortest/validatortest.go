@@ -154,9 +154,10 @@ func ReadOutputs(ctx context.Context, brokers []string, dlqTopic string, want in
 }
 
 // Verify checks that out holds every event exactly once and nothing else: valid events on their
-// valid topic with the raw value, key, timestamp and headers plus schema=<message>; refused
-// events on the DLQ as one DeadLetter each, with the expected kind and rule ids, the raw bytes
-// and source, and the raw key, headers and timestamp. It returns every problem found (at most
+// valid topic with the raw value, key, timestamp and headers plus schema=<message> and
+// schema_version; refused events on the DLQ as one DeadLetter each, with the expected kind and
+// rule ids, the raw bytes and source, and the raw key, headers and timestamp plus
+// schema_version. It returns every problem found (at most
 // 20 are listed).
 func Verify(events []Event, out Outputs) error {
 	var probs []string
@@ -251,6 +252,8 @@ func Verify(events []Event, out Outputs) error {
 		joinLines(probs))
 }
 
+// sameRecord compares got with the raw record: key, timestamp, and headers wantHeaders followed
+// by the validator's schema_version (any version: it depends on the schema topic, not the event).
 func sameRecord(add func(string, ...any), where, id string, got, raw *kgo.Record, wantHeaders []kgo.RecordHeader) {
 	if !bytes.Equal(got.Key, raw.Key) {
 		add("%s: event %s key %q, want %q", where, id, got.Key, raw.Key)
@@ -258,10 +261,19 @@ func sameRecord(add func(string, ...any), where, id string, got, raw *kgo.Record
 	if !got.Timestamp.Equal(raw.Timestamp) {
 		add("%s: event %s timestamp %v, want %v", where, id, got.Timestamp, raw.Timestamp)
 	}
-	if !slices.EqualFunc(got.Headers, wantHeaders, func(a, b kgo.RecordHeader) bool {
+	hs := got.Headers
+	if n := len(hs); n == 0 || hs[n-1].Key != kafka.HeaderSchemaVersion {
+		add("%s: event %s: no %s header last: %v", where, id, kafka.HeaderSchemaVersion, hs)
+	} else {
+		if _, err := strconv.ParseUint(string(hs[n-1].Value), 10, 32); err != nil {
+			add("%s: event %s: %s header %q is not a version", where, id, kafka.HeaderSchemaVersion, hs[n-1].Value)
+		}
+		hs = hs[:n-1]
+	}
+	if !slices.EqualFunc(hs, wantHeaders, func(a, b kgo.RecordHeader) bool {
 		return a.Key == b.Key && bytes.Equal(a.Value, b.Value)
 	}) {
-		add("%s: event %s headers %v, want %v", where, id, got.Headers, wantHeaders)
+		add("%s: event %s headers %v, want %v", where, id, hs, wantHeaders)
 	}
 }
 
