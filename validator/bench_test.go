@@ -43,11 +43,25 @@ func baseline(et registry.EventType, b []byte) error {
 	return protovalidate.Validate(m)
 }
 
+// runtimeRegistry is the example schemas loaded at run time, as a push brings schemas: the same
+// messages, but no generated Go types behind them, so DecoderAuto decodes them with hyperpb.
+func runtimeRegistry(t testing.TB) *registry.Registry {
+	t.Helper()
+	reg, err := registry.FromDescriptorSet(registry.DefaultDescriptorSet(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
 // BenchmarkCheck measures decode + validate of one valid event per schema: the baseline, then
-// Checker.Check (the validator's real entry point) with each decoder. The goal is Check with the
-// default decoder at <= 0.6x the baseline's ns/op and <= 5 allocs/op; TestBenchmarkRatios
-// prints the ratios of one run.
+// Checker.Check (the validator's real entry point) with each decoder on the compiled-in
+// registry, then "runtime": the same schemas loaded at run time (runtimeRegistry) with the
+// default decoder, which is what every pushed schema version runs. Goals: Check with the default
+// decoder at <= 0.6x the baseline's ns/op and <= 5 allocs/op; runtime at <= 1.0x generated's
+// ns/op. TestBenchmarkRatios prints the ratios of one run in CPU time.
 func BenchmarkCheck(b *testing.B) {
+	runtime := newTestChecker(b, DecoderAuto, runtimeRegistry(b))
 	for _, typ := range samples.Types {
 		et, _ := registry.Default().Lookup(typ)
 		events := benchEvents(typ)
@@ -79,6 +93,17 @@ func BenchmarkCheck(b *testing.B) {
 				}
 			})
 		}
+		m := metaFor(typ, 1)
+		b.Run(typ+"/runtime", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for i := 0; b.Loop(); i++ {
+				res, err := runtime.Check(typ, events[i%len(events)], m)
+				if err != nil || !res.Valid() {
+					b.Fatal(res, err)
+				}
+			}
+		})
 	}
 }
 
@@ -114,8 +139,10 @@ func TestBenchmarkRatios(t *testing.T) {
 	}
 	const rounds, perRound = 7, 20000
 	names := append([]string{"baseline"}, decoders...)
+	names = append(names, "runtime")
+	runtime := newTestChecker(t, DecoderAuto, runtimeRegistry(t))
 	var out strings.Builder
-	fmt.Fprintf(&out, "%-12s %-10s %12s %8s %7s\n", "type", "decoder", "cpu-ns/event", "allocs", "ratio")
+	fmt.Fprintf(&out, "%-12s %-10s %12s %8s %7s %9s\n", "type", "decoder", "cpu-ns/event", "allocs", "ratio", "/generated")
 	for _, typ := range samples.Types {
 		et, _ := registry.Default().Lookup(typ)
 		events := benchEvents(typ)
@@ -125,6 +152,7 @@ func TestBenchmarkRatios(t *testing.T) {
 			c := newTestChecker(t, dec, nil)
 			run[dec] = func(i int) { _, _ = c.Check(typ, events[i%len(events)], m) }
 		}
+		run["runtime"] = func(i int) { _, _ = runtime.Check(typ, events[i%len(events)], m) }
 		cpu := map[string][]float64{}
 		for range rounds { // interleaved: baseline, decoders, baseline, ...
 			for _, name := range names {
@@ -139,12 +167,13 @@ func TestBenchmarkRatios(t *testing.T) {
 				cpu[name] = append(cpu[name], float64(cpuTime()-start)/perRound)
 			}
 		}
-		base := median(cpu["baseline"])
+		base, gen := median(cpu["baseline"]), median(cpu[DecoderGenerated])
 		for _, name := range names {
 			f := run[name]
 			i := 0
 			allocs := testing.AllocsPerRun(1000, func() { f(i); i++ })
-			fmt.Fprintf(&out, "%-12s %-10s %12.0f %8.1f %7.2f\n", typ, name, median(cpu[name]), allocs, median(cpu[name])/base)
+			fmt.Fprintf(&out, "%-12s %-10s %12.0f %8.1f %7.2f %9.2f\n", typ, name, median(cpu[name]), allocs,
+				median(cpu[name])/base, median(cpu[name])/gen)
 		}
 	}
 	t.Log("\n" + out.String())

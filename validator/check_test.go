@@ -358,3 +358,39 @@ func TestCheckerBrokenRuleAtRunTime(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeRegistrySameVerdicts: the example schemas loaded at run time (no generated Go
+// types: DecoderAuto takes hyperpb) judge every valid and invalid example exactly as the
+// compiled-in registry does, with the same violations in the same order. BenchmarkCheck's
+// runtime case is only worth its figures if it does the same work.
+func TestRuntimeRegistrySameVerdicts(t *testing.T) {
+	t.Parallel()
+	gen := newTestChecker(t, DecoderGenerated, nil)
+	rt := newTestChecker(t, DecoderAuto, runtimeRegistry(t))
+	for typ, ct := range rt.types {
+		if ct.hyper == nil {
+			t.Errorf("%s: the runtime registry's type is not decoded with hyperpb", typ)
+		}
+	}
+	type input struct {
+		typ string
+		b   []byte
+	}
+	var in []input
+	for _, typ := range samples.Types {
+		for i := range 40 {
+			in = append(in, input{typ, samples.Marshal(samples.Event(typ, i, testAt))})
+		}
+	}
+	for _, inv := range samples.Invalids(testAt) {
+		in = append(in, input{inv.Type, inv.Bytes})
+	}
+	for n, e := range in {
+		m := metaFor(e.typ, int64(n))
+		want, werr := gen.Check(e.typ, e.b, m)
+		got, gerr := rt.Check(e.typ, e.b, m)
+		if (werr == nil) != (gerr == nil) || !proto.Equal(want.DeadLetter, got.DeadLetter) || want.Schema != got.Schema {
+			t.Errorf("%s #%d: runtime %v %v, generated %v %v", e.typ, n, got, gerr, want, werr)
+		}
+	}
+}

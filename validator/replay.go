@@ -112,7 +112,9 @@ func Replay(ctx context.Context, cfg ReplayConfig, reg *registry.Registry, log *
 
 	cl, err := kafka.NewClient(cfg.Kafka, log, nil, "",
 		kgo.TransactionalID(replayTxnPrefix+cfg.EventType),
-		kgo.TransactionTimeout(time.Minute))
+		// The transaction is open only while the replayed records are written (everything is
+		// read first), but that is one transaction for the whole range.
+		kgo.TransactionTimeout(5*time.Minute))
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("replay: %w", err)
 	}
@@ -163,8 +165,9 @@ func Replay(ctx context.Context, cfg ReplayConfig, reg *registry.Registry, log *
 			res.AlreadyReplayed++
 			return nil
 		}
-		if strings.Contains(dl.GetError(), cutNote) {
-			res.StillInvalid++ // the bytes are not the whole event
+		// A schema version cannot fix an event's size, and cut bytes are not the whole event.
+		if dl.GetKind() == clickstreamv1.FailureKind_FAILURE_KIND_TOO_LARGE || strings.Contains(dl.GetError(), cutNote) {
+			res.StillInvalid++
 			return nil
 		}
 		// TopicType "": a type missing from reg is judged UNKNOWN_TYPE, never a missing schema;
