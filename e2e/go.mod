@@ -21,6 +21,7 @@ require (
 	github.com/clickstream/clickstream/schemas v0.0.0-00010101000000-000000000000
 	github.com/clickstream/clickstream/services v0.0.0-00010101000000-000000000000
 	github.com/clickstream/clickstream/validator v0.0.0-00010101000000-000000000000
+	github.com/google/uuid v1.6.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
@@ -42,11 +43,11 @@ require (
 	github.com/apache/thrift v0.24.0 // indirect
 	github.com/beltran/gohive v1.8.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/bufbuild/protocompile v0.14.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/colinmarc/hdfs/v2 v2.4.0 // indirect
 	github.com/goccy/go-json v0.10.6 // indirect
 	github.com/google/flatbuffers v25.12.19+incompatible // indirect
-	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/go-uuid v1.0.3 // indirect
 	github.com/jcmturner/aescts/v2 v2.0.0 // indirect
 	github.com/jcmturner/dnsutils/v2 v2.0.0 // indirect

@@ -437,38 +437,17 @@ func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) m
 		stmts = append(stmts, fmt.Sprintf("SELECT count(*) AS n FROM clickstream.%s WHERE %s", table, ledger.where()))
 	}
 	stmts = append(stmts, "SELECT event_id, to_json(struct(*)) AS j FROM clickstream.purchase WHERE "+ledger.where()+" ORDER BY event_id LIMIT 5")
-	cmd := exec.Command(filepath.Join(repoRoot(t), "deploy/local/stack.sh"), append([]string{"spark-sql", "--per-statement"}, stmts...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("spark-sql: %v\n%s", err, tail(stderr.String(), 3000))
-	}
-	type result struct {
-		Statement int              `json:"statement"`
-		Rows      []map[string]any `json:"rows"`
-	}
-	var results []result
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var r result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("spark-sql output %q: %v", line, err)
-		}
-		results = append(results, r)
-	}
-	if len(results) != len(stmts) {
-		t.Fatalf("spark-sql returned %d results for %d statements", len(results), len(stmts))
-	}
+	results := sparkSQL(t, stmts)
 	sparkCounts := map[string]string{}
 	for i, table := range tables {
-		if len(results[i].Rows) == 1 {
-			sparkCounts[table] = fmt.Sprint(results[i].Rows[0]["n"])
+		if len(results[i]) == 1 {
+			sparkCounts[table] = fmt.Sprint(results[i][0]["n"])
 		}
-		if len(results[i].Rows) != 1 || fmt.Sprint(results[i].Rows[0]["n"]) != fmt.Sprint(wantCounts[table]) {
-			t.Errorf("Spark count of %s = %v, want %d", table, results[i].Rows, wantCounts[table])
+		if len(results[i]) != 1 || fmt.Sprint(results[i][0]["n"]) != fmt.Sprint(wantCounts[table]) {
+			t.Errorf("Spark count of %s = %v, want %d", table, results[i], wantCounts[table])
 		}
 	}
-	sample := results[len(tables)].Rows
+	sample := results[len(tables)]
 	if len(sample) != 5 {
 		t.Fatalf("Spark sample has %d rows", len(sample))
 	}
@@ -500,6 +479,35 @@ func checkSpark(t *testing.T, ledger *sentLedger, wantCounts map[string]int64) m
 		}
 	}
 	return sparkCounts
+}
+
+// sparkSQL runs statements in one local Spark session wired to the metastore
+// (deploy/local/stack.sh spark-sql) and returns each statement's rows.
+func sparkSQL(t *testing.T, stmts []string) [][]map[string]any {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot(t), "deploy/local/stack.sh"), append([]string{"spark-sql", "--per-statement"}, stmts...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("spark-sql: %v\n%s", err, tail(stderr.String(), 3000))
+	}
+	type result struct {
+		Statement int              `json:"statement"`
+		Rows      []map[string]any `json:"rows"`
+	}
+	var results [][]map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("spark-sql output %q: %v", line, err)
+		}
+		results = append(results, r.Rows)
+	}
+	if len(results) != len(stmts) {
+		t.Fatalf("spark-sql returned %d results for %d statements", len(results), len(stmts))
+	}
+	return results
 }
 
 func tail(s string, n int) string {

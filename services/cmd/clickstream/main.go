@@ -37,6 +37,7 @@ import (
 	"github.com/clickstream/clickstream/services/config"
 	"github.com/clickstream/clickstream/services/kafka"
 	"github.com/clickstream/clickstream/services/run"
+	"github.com/clickstream/clickstream/services/schemastore"
 	"github.com/clickstream/clickstream/services/telemetry"
 	"github.com/clickstream/clickstream/validator"
 )
@@ -60,7 +61,12 @@ type Config struct {
 	// TopicPattern is the raw topic pattern, as the collector's TOPIC_PATTERN.
 	TopicPattern string `env:"TOPIC_PATTERN" doc:"raw topic pattern of the topics command; first %s = event type"`
 	// DLQTopic is the dead-letter topic the topics command creates, as the validator's DLQ_TOPIC.
-	DLQTopic string `env:"DLQ_TOPIC" doc:"dead-letter topic of the topics command (= VALIDATOR_DLQ_TOPIC and LAKEWRITER_DLQ_TOPIC)"`
+	DLQTopic string `env:"DLQ_TOPIC" doc:"dead-letter topic of the topics command and of dlq replay (= VALIDATOR_DLQ_TOPIC and LAKEWRITER_DLQ_TOPIC)"`
+	// SchemasTopic is the schema topic: schemas push appends to it, run and the services follow it.
+	SchemasTopic string `env:"SCHEMAS_TOPIC" doc:"schema topic (= the services' SCHEMAS_TOPIC): schemas push appends versions, run follows it"`
+	// SchemasDir is a directory of the team's own .proto files that run and topics push (when it
+	// changed) before the services start; empty: the built-in examples on an empty schema topic.
+	SchemasDir string `env:"SCHEMAS_DIR" doc:"run, topics: push this directory of .proto files first (empty: register the built-in examples when the schema topic is empty)"`
 }
 
 var allServices = []string{"collector", "validator", "lakewriter", "compactor"}
@@ -74,6 +80,7 @@ func defaultConfig() Config {
 		Topics:       kafka.Topics{Partitions: 3, ReplicationFactor: -1},
 		TopicPattern: kafka.DefaultRawTopicPattern,
 		DLQTopic:     kafka.DefaultDLQTopic,
+		SchemasTopic: schemastore.DefaultTopic,
 	}
 }
 
@@ -93,12 +100,17 @@ func (c Config) validate() error {
 	}
 	p.Required("data_dir", c.DataDir)
 	p.Required("dlq_topic", c.DLQTopic)
+	p.Required("schemas_topic", c.SchemasTopic)
 	return p.Err()
 }
 
 func main() { os.Exit(mainErr(os.Args[1:], os.Stderr)) }
 
-func mainErr(args []string, stderr io.Writer) int {
+func mainErr(args []string, stderr io.Writer) int { return mainErrTo(args, os.Stdout, stderr) }
+
+// mainErrTo runs one command; the schemas and dlq commands and topics print their results to
+// stdout.
+func mainErrTo(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 {
 		cmd = args[0]
@@ -124,23 +136,32 @@ func mainErr(args []string, stderr io.Writer) int {
 	defer stop()
 	switch cmd {
 	case "topics":
-		err = createTopics(ctx, cfg)
+		err = createTopics(ctx, cfg, stdout)
 	case "run":
 		err = runServices(ctx, cfg, stderr)
 	case "healthcheck":
 		err = telemetry.Probe(cfg.Telemetry.AdminAddr, 3*time.Second)
+	case "schemas":
+		err = schemasCommand(ctx, cfg, args[1:], stdout)
+	case "dlq":
+		err = dlqCommand(ctx, cfg, args[1:], stdout, log)
 	default:
-		fmt.Fprintf(stderr, "usage: clickstream [run|topics|healthcheck|config-reference [README.md]]\n")
+		fmt.Fprintf(stderr, "usage: clickstream [run|topics|schemas|dlq|healthcheck|config-reference [README.md]]\n")
 		return 2
 	}
 	if err != nil {
+		if cmd == "schemas" || cmd == "dlq" {
+			// Commands people type: every problem on its own line, as a compiler prints them.
+			fmt.Fprintf(stderr, "clickstream %s: %v\n", cmd, err)
+			return 1
+		}
 		log.Error(cmd+" failed", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func createTopics(ctx context.Context, cfg Config) error {
+func createTopics(ctx context.Context, cfg Config, stdout io.Writer) error {
 	cl, err := kafka.NewClient(cfg.Kafka, telemetry.NewLogger(cfg.Telemetry, io.Discard, "clickstream"), nil, "clickstream_admin")
 	if err != nil {
 		return err
@@ -151,12 +172,41 @@ func createTopics(ctx context.Context, cfg Config) error {
 	if err := kafka.WaitForBrokers(ctx, cl); err != nil {
 		return err
 	}
-	topics := kafka.ContractTopics(cfg.TopicPattern, cfg.DLQTopic, registry.Default().Names())
+	if err := registerSchemas(ctx, cfg, stdout); err != nil {
+		return err
+	}
+	// The topics of every type of the version in force (a push creates its new types' topics
+	// too; this also repairs topics deleted by hand).
+	h, err := loadSchemas(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if h.Latest == nil {
+		return fmt.Errorf("%s holds no usable schema version", cfg.SchemasTopic)
+	}
+	topics := kafka.ContractTopics(cfg.TopicPattern, cfg.DLQTopic, h.Latest.Names())
 	if err := kafka.EnsureTopics(ctx, cl, cfg.Topics, topics...); err != nil {
 		return err
 	}
-	fmt.Printf("%d topics present: %s\n", len(topics), strings.Join(topics, " "))
+	fmt.Fprintf(stdout, "schema version %d; %d topics present: %s\n", h.Latest.Version(), len(topics), strings.Join(topics, " "))
 	return nil
+}
+
+// registerSchemas makes sure the schema topic holds a version before services start: the
+// SCHEMAS_DIR when it is set (pushed when it differs from the latest version; refused when it
+// is incompatible), else the built-in examples as version 1 when the topic is empty.
+func registerSchemas(ctx context.Context, cfg Config, stdout io.Writer) error {
+	if cfg.SchemasDir != "" {
+		return pushDir(ctx, cfg, cfg.SchemasDir, "", false, stdout)
+	}
+	h, err := loadSchemas(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(h.Versions) > 0 {
+		return nil
+	}
+	return pushSet(ctx, cfg, registry.DefaultDescriptorSet(), "built-in examples", "registered on first start", stdout)
 }
 
 func runServices(ctx context.Context, cfg Config, stderr io.Writer) error {
@@ -180,6 +230,11 @@ func runServices(ctx context.Context, cfg Config, stderr io.Writer) error {
 		log.Info("embedded Kafka started", "brokers", brokers, "log", filepath.Join(dataDir, ".kafka"))
 		log.Info("embedded lake", "dir", dataDir)
 		lookup = embeddedLookup(brokers, dataDir)
+		cfg.Kafka.Brokers = cluster.ListenAddrs()
+		cfg.Topics.Partitions = 3
+	}
+	if err := registerSchemas(ctx, cfg, io.Discard); err != nil {
+		return fmt.Errorf("register the schemas: %w", err)
 	}
 	var units []run.Unit
 	for _, name := range cfg.Services {
@@ -191,12 +246,18 @@ func runServices(ctx context.Context, cfg Config, stderr io.Writer) error {
 	}
 	reg := telemetry.NewRegistry()
 	health := telemetry.NewHealth()
-	group := run.NewGroup(run.Deps{Log: log, Reg: reg, Health: health}, units...)
+	// One follower of the schema topic for every service of the process: they switch versions
+	// together.
+	schemas, err := schemastore.Follow(ctx, schemaClientOpts(cfg), cfg.SchemasTopic, log, reg, "clickstream")
+	if err != nil {
+		return err
+	}
+	group := run.NewGroup(run.Deps{Log: log, Reg: reg, Health: health, Schemas: schemas}, units...)
 	var deadline time.Duration
 	for _, u := range units {
 		deadline += u.Shutdown
 	}
-	err := run.Serve(ctx, log, cfg.Telemetry.AdminAddr, reg, health, group, deadline)
+	err = run.Serve(ctx, log, cfg.Telemetry.AdminAddr, reg, health, group, deadline)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
