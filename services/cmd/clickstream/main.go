@@ -162,16 +162,13 @@ func mainErrTo(args []string, stdout, stderr io.Writer) int {
 }
 
 func createTopics(ctx context.Context, cfg Config, stdout io.Writer) error {
-	cl, err := kafka.NewClient(cfg.Kafka, telemetry.NewLogger(cfg.Telemetry, io.Discard, "clickstream"), nil, "clickstream_admin")
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cl, _, err := connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := kafka.WaitForBrokers(ctx, cl); err != nil {
-		return err
-	}
 	if err := registerSchemas(ctx, cfg, stdout); err != nil {
 		return err
 	}

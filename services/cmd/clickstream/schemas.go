@@ -118,27 +118,29 @@ func schemaClientOpts(cfg Config) []kgo.Opt {
 	return kafka.ClientOpts(cfg.Kafka, telemetry.NewLogger(cfg.Telemetry, io.Discard, "clickstream"), nil, "")
 }
 
-// schemaClient is an admin/producer client of the all-in-one command's Kafka settings.
-func schemaClient(cfg Config) (*kgo.Client, []kgo.Opt, error) {
+// connect is an admin/producer client of the all-in-one command's Kafka settings, once a broker
+// answers (within ctx), and the options it was built from (for the schema topic's readers).
+func connect(ctx context.Context, cfg Config) (*kgo.Client, []kgo.Opt, error) {
 	opts := schemaClientOpts(cfg)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka client: %w", err)
 	}
+	if err := kafka.WaitForBrokers(ctx, cl); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
 	return cl, opts, nil
 }
 
 func loadSchemas(ctx context.Context, cfg Config) (*schemastore.History, error) {
-	cl, opts, err := schemaClient(cfg)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cl, opts, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := kafka.WaitForBrokers(ctx, cl); err != nil {
-		return nil, err
-	}
 	return schemastore.Load(ctx, opts, cfg.SchemasTopic)
 }
 
@@ -178,16 +180,13 @@ func pushDir(ctx context.Context, cfg Config, dir, comment string, dryRun bool, 
 // pushSet appends set as the next version when it is compatible with the latest one, after
 // creating the topics of its types. An unchanged set appends nothing.
 func pushSet(ctx context.Context, cfg Config, set *descriptorpb.FileDescriptorSet, source, comment string, stdout io.Writer) error {
-	cl, opts, err := schemaClient(cfg)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cl, opts, err := connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := kafka.WaitForBrokers(ctx, cl); err != nil {
-		return err
-	}
 	sv := &clickstreamv1.SchemaVersion{
 		Files: set, CreatedAt: timestamppb.Now(), CreatedBy: whoAmI(), Source: source, Comment: comment,
 	}
