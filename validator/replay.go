@@ -65,8 +65,9 @@ type ReplayResult struct {
 const cutNote = "; event_bytes cut to their first "
 
 // replayTxnPrefix prefixes the transactional id of a replay: one id per event type, so that two
-// replays of the same type fence each other (the later one aborts the earlier one's open
-// transaction before it reads the ledger) and none can replay a dead letter twice.
+// replays of the same type fence each other (the later one, before it reads the ledger, bumps
+// the producer epoch: the earlier one's transaction, open or yet to begin, aborts or fails) and
+// none can replay a dead letter twice.
 const replayTxnPrefix = "clickstream-dlq-replay-"
 
 // Replay re-validates the dead letters of one event type against reg and moves those that now
@@ -123,8 +124,8 @@ func Replay(ctx context.Context, cfg ReplayConfig, reg *registry.Registry, log *
 		if err := ensureReplayTopics(ctx, cl, cfg, validTopic); err != nil {
 			return ReplayResult{}, fmt.Errorf("replay: %w", err)
 		}
-		// Fence before reading the ledger: a replay of the same type still running has its open
-		// transaction aborted now, so the ledger read next is the whole truth.
+		// Fence before reading the ledger: a replay of the same type still running can no longer
+		// commit, so the ledger read next is the whole truth.
 		if _, _, err := cl.ProducerID(ctx); err != nil {
 			return ReplayResult{}, fmt.Errorf("replay: transactional producer: %w", err)
 		}

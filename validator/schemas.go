@@ -149,6 +149,9 @@ func (v *Validator) awaitSchemas(ctx context.Context, fetches kgo.Fetches) *judg
 	if err == nil {
 		err = v.apply(ctx, v.client, reg)
 	}
+	if ctx.Err() != nil {
+		return j // shutting down: Run leaves the poll uncommitted
+	}
 	if err != nil {
 		v.m.schemaWaits.WithLabelValues(waitNoVersion).Inc()
 		v.log.Warn("no newer schema version applied in time", "type", missing, "version", j.version, "err", err)
