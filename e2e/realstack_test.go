@@ -38,6 +38,31 @@ func env(name, def string) string {
 	return def
 }
 
+// stack is where the real stack (deploy/local, started by make e2e) listens.
+type stack struct{ brokers, warehouse, hmsURI, hdfsUser, trinoURL string }
+
+// realStack reads the stack's addresses (deploy/local/stack.sh env), or skips the test when
+// CLICKSTREAM_E2E is not set.
+func realStack(t *testing.T) stack {
+	t.Helper()
+	if os.Getenv("CLICKSTREAM_E2E") == "" {
+		t.Skip("set CLICKSTREAM_E2E=1 and start the stack (make e2e does both)")
+	}
+	return stack{
+		brokers:   env("CLICKSTREAM_KAFKA_BROKERS", "127.0.0.1:9092"),
+		warehouse: env("CLICKSTREAM_WAREHOUSE_URI", "hdfs://127.0.0.1:8020/warehouse"),
+		hmsURI:    env("CLICKSTREAM_HMS_URI", "thrift://127.0.0.1:9083"),
+		hdfsUser:  env("CLICKSTREAM_HDFS_USER", "root"),
+		trinoURL:  env("CLICKSTREAM_TRINO_URL", "http://127.0.0.1:8088"),
+	}
+}
+
+// lakeConfig is the lake of the real stack, as the lakewriter and compactor see it.
+func (s stack) lakeConfig() lake.Config {
+	return lake.Config{URL: s.warehouse, HDFSUser: s.hdfsUser, MetastoreURI: s.hmsURI,
+		Database: lake.DefaultDatabase, HDFSTimeout: 30 * time.Second, MetastoreTimeout: 30 * time.Second, MetastoreRetries: 3}
+}
+
 // repoRoot is the repository root (the e2e module is one level below it).
 func repoRoot(t *testing.T) string {
 	t.Helper()
@@ -117,6 +142,42 @@ func (p *proc) stop() {
 	}
 }
 
+// startServices starts procs; at the end of the test they are stopped, and the last lines of
+// their logs are shown when it failed.
+func startServices(t *testing.T, procs ...*proc) {
+	t.Helper()
+	for _, p := range procs {
+		p.start(t)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			p.stop()
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				out, _ := exec.Command("tail", "-n", "40", p.log).Output()
+				t.Logf("--- last lines of %s\n%s", p.log, out)
+			}
+		}
+	})
+}
+
+// waitPing waits until the collector at httpAddr answers /ping.
+func waitPing(t *testing.T, httpAddr string) {
+	t.Helper()
+	waitFor(t, 2*time.Minute, "collector /ping", func() error {
+		resp, err := http.Get("http://" + httpAddr + "/ping")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
 // sentEvent is one valid event the test sent, for the comparison with the lake.
 type sentEvent struct {
 	typ string
@@ -131,16 +192,8 @@ type sentLedger struct {
 }
 
 func TestRealStack(t *testing.T) {
-	if os.Getenv("CLICKSTREAM_E2E") == "" {
-		t.Skip("set CLICKSTREAM_E2E=1 and start the stack (make e2e does both)")
-	}
-	var (
-		brokers   = env("CLICKSTREAM_KAFKA_BROKERS", "127.0.0.1:9092")
-		warehouse = env("CLICKSTREAM_WAREHOUSE_URI", "hdfs://127.0.0.1:8020/warehouse")
-		hmsURI    = env("CLICKSTREAM_HMS_URI", "thrift://127.0.0.1:9083")
-		hdfsUser  = env("CLICKSTREAM_HDFS_USER", "root")
-		trinoURL  = env("CLICKSTREAM_TRINO_URL", "http://127.0.0.1:8088")
-	)
+	st := realStack(t)
+	brokers, warehouse, hmsURI, hdfsUser, trinoURL := st.brokers, st.warehouse, st.hmsURI, st.hdfsUser, st.trinoURL
 	bin := buildBinaries(t)
 	logs := env("CLICKSTREAM_E2E_LOGS", t.TempDir())
 	t.Logf("service logs in %s", logs)
@@ -164,32 +217,8 @@ func TestRealStack(t *testing.T) {
 		"LAKEWRITER_LAKE_URL=" + warehouse, "LAKEWRITER_LAKE_HDFS_USER=" + hdfsUser, "LAKEWRITER_LAKE_METASTORE_URI=" + hmsURI,
 		"LAKEWRITER_ROTATE_INTERVAL=5s",
 	}}
-	procs := []*proc{collector, validator, lakewriter}
-	for _, p := range procs {
-		p.start(t)
-	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				out, _ := exec.Command("tail", "-n", "40", p.log).Output()
-				t.Logf("--- last lines of %s\n%s", p.log, out)
-			}
-		}
-	})
-	waitFor(t, 2*time.Minute, "collector /ping", func() error {
-		resp, err := http.Get("http://" + httpAddr + "/ping")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		return nil
-	})
+	startServices(t, collector, validator, lakewriter)
+	waitPing(t, httpAddr)
 
 	ctx := context.Background()
 	at := time.Now().UTC()
@@ -266,8 +295,7 @@ func TestRealStack(t *testing.T) {
 	fmt.Fprintf(&summary, "%-13s %6d %6d %6d %6s %12d\n", "dead_letters", invalidTotal, invalidTotal, trinoCounts["dead_letters"], sparkCounts["dead_letters"], trinoCounts["dead_letters"])
 	fmt.Fprintf(&summary, "freshness: every acked event visible in Trino %.1fs after the last ack (validator and lakewriter killed with -9 and restarted during the run)", freshness.Seconds())
 	t.Log(summary.String())
-	checkCompaction(ctx, t, trino, ledger, lake.Config{URL: warehouse, HDFSUser: hdfsUser, MetastoreURI: hmsURI,
-		Database: lake.DefaultDatabase, HDFSTimeout: 30 * time.Second, MetastoreTimeout: 30 * time.Second, MetastoreRetries: 3})
+	checkCompaction(ctx, t, trino, ledger, st.lakeConfig())
 	// Spark reads the compacted partitions through the metastore too.
 	checkSpark(t, ledger, wantCounts)
 }
