@@ -252,7 +252,7 @@ func (c *Collector) followSchemas(ctx context.Context) error {
 		return err
 	}
 	c.schemas = live
-	current := live.Subscribe(func(r *registry.Registry) {
+	current := live.Subscribe(ctx, func(r *registry.Registry) {
 		if c.cfg.CreateTopics {
 			tctx, cancel := context.WithTimeout(context.Background(), c.cfg.StartupTimeout)
 			defer cancel()

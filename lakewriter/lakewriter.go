@@ -140,7 +140,7 @@ func (s *Lakewriter) Run(ctx context.Context) error {
 		return fmt.Errorf("schemas: %w", err)
 	}
 	s.schemas = live
-	current := live.Subscribe(func(r *registry.Registry) {
+	current := live.Subscribe(ctx, func(r *registry.Registry) {
 		s.pending.Store(r)
 		s.wakeMu.Lock()
 		if s.wake != nil {

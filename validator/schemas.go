@@ -106,11 +106,7 @@ func (v *Validator) followSchemas(ctx context.Context, cl *kgo.Client) (*registr
 		return nil, fmt.Errorf("schemas: %w", err)
 	}
 	v.schemas = live
-	current := live.Subscribe(func(r *registry.Registry) {
-		// Live has no unsubscribe: a process that shares it outlives this Run.
-		if ctx.Err() != nil {
-			return
-		}
+	current := live.Subscribe(ctx, func(r *registry.Registry) {
 		actx, cancel := context.WithTimeout(ctx, v.cfg.StartupTimeout)
 		defer cancel()
 		_ = v.apply(actx, cl, r) // logged and counted; the version in force stays

@@ -11,6 +11,7 @@ package schemastore
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/clickstream/clickstream/schemas/registry"
@@ -24,7 +25,7 @@ const DefaultTopic = "_clickstream_schemas"
 type Live struct {
 	mu      sync.Mutex
 	cur     *registry.Registry
-	subs    []func(*registry.Registry)
+	subs    []subscriber
 	changed chan struct{} // closed and replaced by every new version
 }
 
@@ -40,13 +41,21 @@ func (l *Live) Current() *registry.Registry {
 	return l.cur
 }
 
-// Subscribe calls fn with every later version, in order, on the follower's goroutine; fn must
-// not block for long (it holds up the next version, never the data path). It returns the
-// registry in force when fn was added, so a caller that builds state from it misses no version.
-func (l *Live) Subscribe(fn func(*registry.Registry)) *registry.Registry {
+// subscriber is one Subscribe: fn, until ctx ends.
+type subscriber struct {
+	ctx context.Context
+	fn  func(*registry.Registry)
+}
+
+// Subscribe calls fn with every later version, in order, on the follower's goroutine, until
+// ctx ends (a service subscribes for the length of its Run; the Live of a process may outlive
+// it). fn must not block for long: it holds up the next version, never the data path. It
+// returns the registry in force when fn was added, so a caller that builds state from it
+// misses no version.
+func (l *Live) Subscribe(ctx context.Context, fn func(*registry.Registry)) *registry.Registry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.subs = append(l.subs, fn)
+	l.subs = append(l.subs, subscriber{ctx: ctx, fn: fn})
 	return l.cur
 }
 
@@ -74,11 +83,14 @@ func (l *Live) WaitFor(ctx context.Context, version uint32) (*registry.Registry,
 func (l *Live) Publish(r *registry.Registry) {
 	l.mu.Lock()
 	l.cur = r
-	subs := l.subs
+	l.subs = slices.DeleteFunc(l.subs, func(s subscriber) bool { return s.ctx.Err() != nil })
+	subs := slices.Clone(l.subs)
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
-	for _, fn := range subs {
-		fn(r)
+	for _, s := range subs {
+		if s.ctx.Err() == nil {
+			s.fn(r)
+		}
 	}
 }

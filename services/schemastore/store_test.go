@@ -63,7 +63,7 @@ func TestPushLoadFollow(t *testing.T) {
 		t.Fatalf("with nothing pushed the follower must run the built-in examples, got version %d", live.Current().Version())
 	}
 	var seen []uint32
-	live.Subscribe(func(r *registry.Registry) { seen = append(seen, r.Version()) })
+	live.Subscribe(fctx, func(r *registry.Registry) { seen = append(seen, r.Version()) })
 
 	// Version 1: the examples; pushing them again appends nothing.
 	r1, pushed, err := schemastore.Push(ctx, cl, opts, topic, -1, version(registry.DefaultDescriptorSet(), "built-in"), nil)
@@ -169,5 +169,18 @@ func TestFollowerGaugeIsTheVersionInForce(t *testing.T) {
 	}
 	if v := metricValue(t, reg, "test_schema_version"); v != 1 {
 		t.Fatalf("schema_version gauge = %v, want 1", v)
+	}
+}
+
+func TestSubscriptionEndsWithItsContext(t *testing.T) {
+	live := schemastore.Static(registry.Default())
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	live.Subscribe(ctx, func(*registry.Registry) { calls++ })
+	live.Publish(registrytest.ExamplesPlus(t, 1))
+	cancel()
+	live.Publish(registrytest.ExamplesPlus(t, 2))
+	if calls != 1 {
+		t.Fatalf("subscriber called %d times, want once: not after its context ended", calls)
 	}
 }
