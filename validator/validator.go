@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -284,9 +285,13 @@ func (v *Validator) route(j *judge, r *kgo.Record) (*kgo.Record, error) {
 }
 
 // deadLetterValue encodes dl. A dead letter too large for a record batch has its event bytes cut
-// (and says so in error), so that one huge event cannot block the stream.
+// (and says so in error), so that one huge event cannot block the stream. Its text fields come
+// partly from client input (the event_type header, decode errors quoting it): protobuf strings
+// must be UTF-8, so invalid bytes there are stored escaped (\xNN) rather than make the encoding
+// fail and the event's bytes go missing.
 func (v *Validator) deadLetterValue(dl *clickstreamv1.DeadLetter, r *kgo.Record) []byte {
-	b, _ := proto.Marshal(dl) // a DeadLetter always encodes
+	escapeDeadLetter(dl)
+	b := encodeDeadLetter(dl)
 	limit := int(v.cfg.Producer.BatchMaxBytes) - recordSlack - len(r.Key)
 	for _, h := range r.Headers {
 		limit -= len(h.Key) + len(h.Value)
@@ -299,9 +304,59 @@ func (v *Validator) deadLetterValue(dl *clickstreamv1.DeadLetter, r *kgo.Record)
 		keep = max(0, keep-(len(b)-limit))
 		dl.EventBytes = dl.EventBytes[:keep]
 		dl.Error = base + cutNote + fmt.Sprintf("%d of %d bytes to fit a record batch", keep, full)
-		b, _ = proto.Marshal(dl)
+		b = encodeDeadLetter(dl)
 	}
 	return b
+}
+
+// encodeDeadLetter marshals dl. After escapeDeadLetter nothing in a DeadLetter can fail to
+// encode; should it anyway, the event's bytes still go out, with the reason, rather than nothing.
+func encodeDeadLetter(dl *clickstreamv1.DeadLetter) []byte {
+	b, err := proto.Marshal(dl)
+	if err == nil {
+		return b
+	}
+	b, _ = proto.Marshal(&clickstreamv1.DeadLetter{
+		Kind: dl.GetKind(), EventBytes: dl.GetEventBytes(), SourceTopic: escapeUTF8(dl.GetSourceTopic()),
+		SourcePartition: dl.GetSourcePartition(), SourceOffset: dl.GetSourceOffset(),
+		ReceivedAt: dl.GetReceivedAt(), FailedAt: dl.GetFailedAt(),
+		Error: escapeUTF8("dead letter did not encode: " + err.Error()),
+	})
+	return b
+}
+
+// escapeDeadLetter makes every string field of dl valid UTF-8 (escapeUTF8).
+func escapeDeadLetter(dl *clickstreamv1.DeadLetter) {
+	for _, s := range []*string{&dl.EventType, &dl.Message, &dl.SourceTopic, &dl.Error, &dl.ValidatorVersion} {
+		*s = escapeUTF8(*s)
+	}
+	for _, vi := range dl.GetViolations() {
+		vi.FieldPath, vi.RuleId, vi.Message = escapeUTF8(vi.FieldPath), escapeUTF8(vi.RuleId), escapeUTF8(vi.Message)
+	}
+}
+
+// escapeUTF8 returns s with every byte that is not part of valid UTF-8 written as \xNN, and a
+// backslash before an existing "\x" so that the escaping can be told apart; valid s is returned
+// as it is.
+func escapeUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n <= 1 {
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+			i++
+			continue
+		}
+		if r == '\\' && strings.HasPrefix(s[i+1:], "x") {
+			b.WriteByte('\\')
+		}
+		b.WriteString(s[i : i+n])
+		i += n
+	}
+	return b.String()
 }
 
 // header returns the value of the first header called key.

@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -555,5 +556,50 @@ func TestProduceErrorsStop(t *testing.T) {
 	}
 	if at, ok := committedOffsets(t, c, testConfig(nil).Group, raw)[0]; ok && at > 0 {
 		t.Errorf("offset %d committed", at)
+	}
+}
+
+// TestDeadLetterOfInvalidUTF8Type: an event_type header that is not UTF-8 (client input the
+// collector passes on) must still give a dead letter that carries the event's bytes, with the
+// type stored escaped; protobuf refuses to encode invalid UTF-8 in a string field.
+func TestDeadLetterOfInvalidUTF8Type(t *testing.T) {
+	topics := []string{kafka.DefaultDLQTopic, kafka.RawTopic(kafka.DefaultRawTopicPattern, kafka.UnknownType)}
+	for _, typ := range samples.Types {
+		topics = append(topics, kafka.ValidTopic(typ))
+	}
+	c := startKafka(t, topics...)
+	start(t, testConfig(c.ListenAddrs()), nil)
+	value := []byte("raw \xff bytes of the event")
+	ev := validatortest.NewEvent(kafka.DefaultRawTopicPattern, 1, "bad\xfe\xfftype", value, testBase)
+	produce(t, c, []validatortest.Event{ev})
+	out := readOutputs(t, c.ListenAddrs(), 1)
+	if len(out.Dead) != 1 || len(out.Valid) != 0 {
+		t.Fatalf("%d dead letters, %d valid records; want 1 dead letter", len(out.Dead), len(out.Valid))
+	}
+	var dl clickstreamv1.DeadLetter
+	if err := proto.Unmarshal(out.Dead[0].Value, &dl); err != nil {
+		t.Fatalf("the dead letter does not decode: %v", err)
+	}
+	if !bytes.Equal(dl.GetEventBytes(), value) {
+		t.Errorf("event bytes %q, want the raw bytes %q", dl.GetEventBytes(), value)
+	}
+	if want := `bad\xfe\xfftype`; dl.GetEventType() != want || dl.GetKind() != clickstreamv1.FailureKind_FAILURE_KIND_UNKNOWN_TYPE {
+		t.Errorf("event_type %q kind %v, want %q UNKNOWN_TYPE", dl.GetEventType(), dl.GetKind(), want)
+	}
+	if !strings.Contains(dl.GetError(), `bad\xfe\xfftype`) {
+		t.Errorf("error %q does not name the escaped type", dl.GetError())
+	}
+}
+
+func TestEscapeUTF8(t *testing.T) {
+	for in, want := range map[string]string{
+		"page_view":        "page_view",
+		"é ok":             "é ok",
+		"a\xffb":           `a\xffb`,
+		`lit\x41` + "\xc3": `lit\\x41\xc3`, // a literal \x is escaped too, so the two stay apart
+	} {
+		if got := escapeUTF8(in); got != want {
+			t.Errorf("escapeUTF8(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
