@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -14,9 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	pb "github.com/clickstream/clickstream/schemas/gen/raystack/raccoon/v1beta1"
+	"github.com/clickstream/clickstream/services/kafka"
+	"github.com/clickstream/clickstream/services/run"
 )
 
 // stallProduce makes the broker hold every produce request until the returned func is called
@@ -405,4 +409,37 @@ func TestServerPings(t *testing.T) {
 	eventually(t, "the ack", func() bool {
 		return testutil.ToFloat64(h.c.m.batchesAcked.WithLabelValues(transportWS, "success")) >= 1
 	})
+}
+
+// TestProducerIsDurable: SUCCESS means Kafka has the batch on every in-sync replica, once. The
+// collector's producer must ask for acks=all and keep idempotent writes on, whatever the
+// configuration says (read back from the client franz-go builds, not from our option list).
+func TestProducerIsDurable(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"defaults":        nil,
+		"fire and forget": func(c *Config) { c.FireAndForget = true },
+		"no compression":  func(c *Config) { c.Producer.Compression = "none"; c.Producer.Linger = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig([]string{"127.0.0.1:1"})
+			if mutate != nil {
+				mutate(&cfg)
+			}
+			c, err := New(cfg, run.Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(append(kafka.ClientOpts(cfg.Kafka, slog.New(slog.DiscardHandler), nil, ""), c.producerOpts()...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			if acks := cl.OptValue(kgo.RequiredAcks).(kgo.Acks); acks != kgo.AllISRAcks() {
+				t.Errorf("required acks = %v, want all (-1)", acks)
+			}
+			if disabled := cl.OptValue(kgo.DisableIdempotentWrite).(bool); disabled {
+				t.Error("idempotent writes are disabled")
+			}
+		})
+	}
 }
