@@ -7,6 +7,8 @@ MODULES := schemas services collector validator lakewriter compactor e2e
 # of go.work (like tools/) so its large dependency graph never moves the services' versions.
 OPS_MODULE := deploy
 GO      ?= go
+# How long make test fuzzes the collector's HTTP handler (go test -fuzztime).
+FUZZTIME ?= 10s
 
 .PHONY: help generate docs check-generated build test lint fmt run demo e2e images bench stack-up stack-down stack-status
 
@@ -29,6 +31,7 @@ build: ## build every service binary into bin/
 
 test: ## unit and in-process tests of every module, with the race detector
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+	@echo "== fuzz: the collector's HTTP handler for $(FUZZTIME)"; cd collector && $(GO) test -run '^$$' -fuzz '^FuzzHTTPHandler$$' -fuzztime $(FUZZTIME) .
 	@echo "== $(OPS_MODULE)"; cd $(OPS_MODULE) && GOWORK=off $(GO) test -count=1 ./...
 
 lint: ## gofmt, go vet and buf lint
