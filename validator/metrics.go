@@ -32,6 +32,7 @@ type metrics struct {
 	aborted      *prometheus.CounterVec // reason
 	commit       prometheus.Histogram
 	lag          *prometheus.GaugeVec // topic
+	openRecords  prometheus.Gauge
 	brokenSchema *prometheus.GaugeVec // type, reason
 	// checkerFailures counts schema versions whose Checker could not be built (kept the old).
 	checkerFailures prometheus.Counter
@@ -72,6 +73,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "transaction_commit_seconds",
 			Help:    "Time to end a transaction: flush, offset commit, heartbeat, EndTxn.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		openRecords: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "transaction_open_records",
+			Help: "Raw records in the transaction being written (0 between transactions): work a crash now would leave to the next owner."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "lag_records",
 			Help: "Records in the raw topic behind the last committed transaction, summed over the partitions this instance consumes."}, []string{"topic"}),
 		brokenSchema: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "broken_schema",
@@ -92,6 +95,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.aborted = register(reg, m.aborted, &errs)
 	m.commit = register(reg, m.commit, &errs)
 	m.lag = register(reg, m.lag, &errs)
+	m.openRecords = register(reg, m.openRecords, &errs)
 	m.brokenSchema = register(reg, m.brokenSchema, &errs)
 	m.checkerFailures = register(reg, m.checkerFailures, &errs)
 	m.schemaWaits = register(reg, m.schemaWaits, &errs)

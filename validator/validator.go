@@ -187,6 +187,8 @@ func (v *Validator) transact(ctx context.Context, sess *kgo.GroupTransactSession
 	if err := sess.Begin(); err != nil {
 		return abortError, fmt.Errorf("begin transaction: %w", err)
 	}
+	v.m.openRecords.Set(float64(fetches.NumRecords()))
+	defer v.m.openRecords.Set(0)
 	v.tally.reset()
 	var pmu sync.Mutex
 	var produceErr error
