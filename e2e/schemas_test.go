@@ -6,7 +6,6 @@ package e2e
 // old rows read NULL; a rule is relaxed and the dead letters it refused are replayed, once.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -105,29 +104,12 @@ func clickstreamCmd(t *testing.T, bin string, env []string, args ...string) stri
 	return string(out)
 }
 
-// metric reads one unlabelled metric from a service's admin server.
-func metric(addr, name string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no metric %s", addr, name)
-}
-
 // waitSchemaVersion waits until every service reports version in force (no restart).
 func waitSchemaVersion(t *testing.T, admins map[string]string, version int) {
 	t.Helper()
 	for svc, addr := range admins {
 		waitFor(t, time.Minute, fmt.Sprintf("%s on schema version %d", svc, version), func() error {
-			v, err := metric(addr, "clickstream_"+svc+"_schema_version")
+			v, err := metricSum(addr, "clickstream_"+svc+"_schema_version")
 			if err != nil {
 				return err
 			}
