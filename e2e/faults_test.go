@@ -70,6 +70,10 @@ type steadyLoad struct {
 func startLoad(t *testing.T, httpAddr, runID string, conns, batch int, perSecond float64) *steadyLoad {
 	l := &steadyLoad{runID: runID, acked: map[string]bool{}, stop: make(chan struct{})}
 	at := time.Now().UTC()
+	// Event ids are samples.Event's, a function of i: this run's i start far above the other
+	// tests' (which use small ones) and differ per run, so the compactor's deduplication by event
+	// id never meets two tests' events with one id.
+	base := int(time.Now().Unix()%100_000) * 1_000_000_000
 	interval := time.Duration(float64(time.Second) * float64(conns*batch) / perSecond)
 	for c := range conns {
 		l.stopped.Add(1)
@@ -103,7 +107,7 @@ func startLoad(t *testing.T, httpAddr, runID string, conns, batch int, perSecond
 				b := sender.Batch{ReqGUID: fmt.Sprintf("%s-%d-%d", runID, c, n), SentTime: time.Now()}
 				var ids []string
 				for k := range batch {
-					i := (c*1_000_000+n)*batch + k
+					i := base + (c*1_000_000+n)*batch + k
 					m := samples.Event("click", i, at)
 					ids = append(ids, m.ProtoReflect().Get(m.ProtoReflect().Descriptor().Fields().ByName("event_id")).String())
 					b.Events = append(b.Events, sender.Event{Type: "click", Bytes: samples.Marshal(m)})
