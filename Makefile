@@ -10,7 +10,7 @@ GO      ?= go
 # How long make test fuzzes the collector's HTTP handler (go test -fuzztime).
 FUZZTIME ?= 10s
 
-.PHONY: help generate docs check-generated build test lint fmt run demo e2e images bench stack-up stack-down stack-status
+.PHONY: help generate docs check-generated build test lint fmt run demo e2e e2e-faults images bench stack-up stack-down stack-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -58,6 +58,10 @@ e2e: ## start the real stack (deploy/local) with empty data and run every real-s
 	deploy/local/stack.sh reset
 	deploy/local/stack.sh up
 	set -a; eval "$$(deploy/local/stack.sh env)"; set +a; e2e/real-tests.sh
+
+e2e-faults: ## the fault test on the running real stack (kills under load, broker outage); not yet part of make e2e
+	set -a; eval "$$(deploy/local/stack.sh env)"; set +a; \
+	  cd e2e && CLICKSTREAM_E2E=1 $(GO) test -count=1 -timeout 30m -run '^TestFaults$$' -v ./
 
 images: ## build the container images (needs a Docker engine; this project's CI machines have none)
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make images: no Docker engine here; the Dockerfile is checked by make test (deploy/dockerfile_test.go)"; exit 1; }

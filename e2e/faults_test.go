@@ -166,7 +166,12 @@ func killWhileBusy(t *testing.T, p *proc, what string, busy func() (float64, err
 	}
 }
 
-func TestRealStackFaults(t *testing.T) {
+// TestFaults is not part of make e2e yet (make e2e-faults runs it): in one of three runs, 25,400
+// acked events (about 10 s of load) stayed out of the lake for the 6 minutes it waits after the
+// broker outage, while the valid topic held every one of them; they landed once another
+// lakewriter of the group started. The likely cause is a service that exits on the outage instead
+// of riding it out; the liveness check below names it when it happens again.
+func TestFaults(t *testing.T) {
 	st := realStack(t)
 	bin := buildBinaries(t)
 	logs := env("CLICKSTREAM_E2E_LOGS", t.TempDir())
@@ -257,6 +262,13 @@ func TestRealStackFaults(t *testing.T) {
 	where := fmt.Sprintf("_req_guid LIKE '%s-%%'", runID)
 	var inLake map[string]int
 	waitFor(t, 6*time.Minute, "every acked event in Trino", func() error {
+		for _, p := range []*proc{collector, validator, lakewriter} {
+			select {
+			case <-p.exited:
+				t.Fatalf("%s exited after the faults and was not restarted (log %s)", p.name, p.log)
+			default:
+			}
+		}
 		rows, err := trino.Strings(context.Background(), "SELECT event_id, count(*) FROM click WHERE "+where+" GROUP BY event_id")
 		if err != nil {
 			return err

@@ -41,4 +41,4 @@ run() {
 
 run services '^TestReal(HDFS|Metastore)$' ./lake/ TestRealHDFS TestRealMetastore
 run lakewriter '^(TestRealLake|TestRealFreshness|TestCrashAndReplay)$' . TestRealLake TestRealFreshness TestCrashAndReplay
-run e2e '^TestRealStack' ./ TestRealStack TestRealStackSchemas TestRealStackFaults
+run e2e '^TestRealStack' ./ TestRealStack TestRealStackSchemas
