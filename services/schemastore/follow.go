@@ -46,11 +46,7 @@ func Follow(ctx context.Context, opts []kgo.Opt, topic string, log *slog.Logger,
 	}
 	m := newMetrics(reg, namespace)
 	h := &History{}
-	end, err := endOffset(ctx, cl, topic)
-	if err == nil {
-		err = readTo(ctx, cl, end, func(r *kgo.Record) { h.applyLogged(r, log, m) })
-	}
-	if err != nil {
+	if err := readExisting(ctx, cl, topic, func(r *kgo.Record) { h.applyLogged(r, log, m) }); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("read schema topic %s: %w", topic, err)
 	}
@@ -86,7 +82,7 @@ func Follow(ctx context.Context, opts []kgo.Opt, topic string, log *slog.Logger,
 
 // applyLogged applies r; a refused record is logged and counted, and nil returned.
 func (h *History) applyLogged(r *kgo.Record, log *slog.Logger, m *metrics) *registry.Registry {
-	next, err := h.apply(r)
+	next, err := h.record(r)
 	if err != nil {
 		m.rejected.Inc()
 		log.Error("schema version ignored; the version in force stays", "offset", r.Offset, "err", err)

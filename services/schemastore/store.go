@@ -155,16 +155,26 @@ func Load(ctx context.Context, opts []kgo.Opt, topic string) (*History, error) {
 	}
 	defer cl.Close()
 	h := &History{}
+	err = readExisting(ctx, cl, topic, func(r *kgo.Record) { _, _ = h.record(r) })
+	return h, err
+}
+
+// record applies r, or keeps it in Rejected with the reason.
+func (h *History) record(r *kgo.Record) (*registry.Registry, error) {
+	reg, err := h.apply(r)
+	if err != nil {
+		h.Rejected = append(h.Rejected, Rejected{Offset: r.Offset, Err: err})
+	}
+	return reg, err
+}
+
+// readExisting hands fn every record on topic now (up to its current end), in order.
+func readExisting(ctx context.Context, cl *kgo.Client, topic string, fn func(*kgo.Record)) error {
 	end, err := endOffset(ctx, cl, topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = readTo(ctx, cl, end, func(r *kgo.Record) {
-		if _, err := h.apply(r); err != nil {
-			h.Rejected = append(h.Rejected, Rejected{Offset: r.Offset, Err: err})
-		}
-	})
-	return h, err
+	return readTo(ctx, cl, end, fn)
 }
 
 // EnsureTopic creates the schema topic when it does not exist: one partition (versions are
